@@ -1,0 +1,37 @@
+# Two commands on a fresh machine with only python3: `make run` and `make test`.
+# uv comes from a bootstrap venv when it is not on PATH; the lock file pins everything.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+BOOT := .venv-bootstrap
+UV := $(or $(shell command -v uv 2>/dev/null),$(BOOT)/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: run test test-long lint bench install clean
+
+install: .venv/.synced
+
+$(BOOT)/bin/uv:
+	$(PYTHON) -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+run: install  ## start the demo station (simulated devices) on http://127.0.0.1:8080
+	.venv/bin/takt run
+
+test: install  ## lint, then the test suite's short form
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -q
+
+test-long: install  ## the long soak/fault form as well
+	.venv/bin/python -m pytest -q -m "slow or not slow"
+
+bench: install  ## every benchmark, JSON lines on stdout
+	@for b in bench/*.py; do .venv/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf .venv $(BOOT) .pytest_cache .ruff_cache

@@ -1,0 +1,149 @@
+"""Store actor: owns the write connection and commits in groups.
+
+Writes accumulate while the mailbox still holds messages; when it runs dry (or the
+batch is full) everything pending goes to disk in one transaction, and only then is
+every writer acknowledged. A writer that got its ack can rely on the row surviving a
+SIGKILL; a writer that got no ack was never told its row is safe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import msgspec
+
+from actors.base import TaktActor, handles
+from actors.bus import Event
+from actors.runtime import Reply, Runtime
+from state.batch import WriteBatch, checkpoint, commit_batch
+from state.errors import ConstraintError, StateError
+from state.journal import JournalRow
+
+__all__ = ["Flush", "StoreActor", "Write"]
+
+_JSON = msgspec.json.Encoder()
+
+
+class Write(msgspec.Struct, frozen=True, tag=True):
+    """Rows of registered table types; answered after the transaction holding them commits."""
+
+    rows: Sequence[msgspec.Struct]
+
+
+class Flush(msgspec.Struct, frozen=True, tag=True):
+    """Commit what is pending and checkpoint the WAL into the database file."""
+
+
+class StoreActor(TaktActor):
+    critical = True
+    fatal = (duckdb.IOException, duckdb.FatalException)
+
+    def __init__(self, runtime: Runtime, name: str, database: duckdb.DuckDBPyConnection, *,
+                 max_batch: int = 5000, **kw: Any) -> None:
+        super().__init__(runtime, name, **kw)
+        self.database = database
+        self.max_batch = max_batch
+        self.batch = WriteBatch()
+        # Writers to ack after the commit, with their rows in case one must be isolated.
+        self.waiting: list[tuple[Reply, Sequence[msgspec.Struct]]] = []
+        self.journal_rows: list[JournalRow] = []
+        self.con: duckdb.DuckDBPyConnection | None = None
+
+    def started(self) -> None:
+        self.con = self.database.cursor()
+        # Large bound: a durable event dropped here would be a gap in the journal.
+        self.bus.subscribe_actor(
+            ["*"], self.actor_ref, name=f"{self.name}.journal", maxsize=1_000_000,
+            durable_only=True,
+        )
+        super().started()
+
+    def stopping(self) -> None:
+        self._commit()
+        if self.con is not None:
+            checkpoint(self.con)
+            self.con.close()
+
+    def failed(self, error: BaseException) -> None:
+        for reply, _ in self.waiting:
+            reply(None, error)
+        self.waiting.clear()
+        if self.con is not None:
+            self.con.close()
+
+    @handles(Write, deferred=True)
+    def _write(self, msg: Write, reply: Reply) -> None:
+        try:
+            self.batch.extend(msg.rows)
+        except TypeError as exc:  # a row type with no table: the writer's bug, not ours
+            reply(None, exc)
+            return
+        self.waiting.append((reply, msg.rows))
+        self._maybe_commit()
+
+    @handles(Event)
+    def _journal(self, event: Event) -> None:
+        row = JournalRow(
+            seq=event.seq, ts_us=event.ts_us, topic=event.topic, source=event.source,
+            payload=_JSON.encode(event.data).decode(),
+        )
+        self.batch.add(row)
+        self.journal_rows.append(row)
+        self._maybe_commit()
+
+    @handles(Flush)
+    def _flush(self, _: Flush) -> None:
+        self._commit()
+        assert self.con is not None
+        checkpoint(self.con)
+
+    def _maybe_commit(self) -> None:
+        if len(self.batch) >= self.max_batch or self.actor_inbox.empty():
+            self._commit()
+
+    def _commit(self) -> None:
+        if not self.batch:
+            return
+        assert self.con is not None
+        rows = len(self.batch)
+        t0 = time.perf_counter()
+        try:
+            commit_batch(self.con, self.batch)
+        except ConstraintError:
+            self._commit_one_by_one()
+            return
+        except StateError:
+            raise  # the disk or the database is in trouble: fail, unacked writers see it
+        finally:
+            self.runtime.metrics.store_commit_seconds.observe(time.perf_counter() - t0)
+        self.runtime.metrics.store_batch_rows.observe(rows)
+        self.batch.clear()
+        self.journal_rows.clear()
+        waiting, self.waiting = self.waiting, []
+        for reply, written in waiting:
+            reply(len(written), None)
+
+    def _commit_one_by_one(self) -> None:
+        """A bad row spoils its group; isolate it so every other writer still gets its ack."""
+        assert self.con is not None
+        waiting, self.waiting = self.waiting, []
+        self.log.warning("a write broke a constraint; committing %d writers one by one",
+                         len(waiting))
+        self.batch.clear()
+        self.batch.extend(self.journal_rows)
+        self.journal_rows.clear()
+        commit_batch(self.con, self.batch)
+        for reply, rows in waiting:
+            self.batch.clear()
+            self.batch.extend(rows)
+            try:
+                commit_batch(self.con, self.batch)
+            except ConstraintError as exc:
+                self.errors += 1
+                reply(None, exc)
+            else:
+                reply(len(rows), None)
+        self.batch.clear()

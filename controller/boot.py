@@ -1,0 +1,204 @@
+"""Boot: open the store, build the supervision tree, start the facade, stop in reverse.
+
+    root (rest_for_one): store -> auth -> monitor -> devices (one_for_one: plc:*)
+
+The simulated devices of a demo station start first, in-process, so the PLC actors
+find them on their first connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pykka
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from actors.auth import AuthActor, EnsureAdmin
+from actors.bus import Bus
+from actors.monitor import Monitor
+from actors.plc import PlcActor
+from actors.quiescence import InFlight
+from actors.runtime import Runtime, call
+from actors.store import Flush, StoreActor
+from actors.supervisor import ChildSpec, Supervisor, WhichChildren
+from api.app import create_app
+from controller.clock import RealClock
+from controller.config import Protocol, StationConfig
+from controller.supervision import Backoff, RestartIntensity, Strategy
+from state.connection import open_database
+from state.journal import max_journal_seq
+
+__all__ = ["Station", "serve_station", "start_station"]
+
+log = logging.getLogger("takt.boot")
+
+
+@dataclass
+class Station:
+    """A running station: what `stop()` must take down, in reverse order of starting."""
+
+    config: StationConfig
+    data_dir: Path
+    runtime: Runtime
+    database: duckdb.DuckDBPyConnection
+    root: pykka.ActorRef[Any]
+    token_secret: bytes
+    admin_password: str | None
+    simulators: list[Any] = field(default_factory=list)
+    failed: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        try:
+            call(self.runtime, self.runtime.directory.get("store"), Flush(), timeout=10)
+        except Exception as exc:  # the store may be the thing that failed
+            log.warning("final flush skipped: %s", exc)
+        self.root.stop(block=True, timeout=30)
+        for sim in reversed(self.simulators):
+            sim.stop()
+        self.database.close()
+        self.runtime.clock.close()
+
+
+def _secret_file(path: Path, make: Callable[[], bytes]) -> tuple[bytes, bool]:
+    """Read a secret, or create it readable by the owner only; (value, created)."""
+    if path.exists():
+        return path.read_bytes(), False
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(value)
+    return value, True
+
+
+def _device_specs(config: StationConfig) -> list[ChildSpec]:
+    specs = []
+    for plc in config.plcs:
+        if plc.enabled and plc.protocol is Protocol.MODBUS_TCP:
+            specs.append(ChildSpec.of(PlcActor, f"plc:{plc.name}", plc))
+    return specs
+
+
+def _start_simulators(config: StationConfig) -> list[Any]:
+    if config.sim is None or not config.sim.modbus_plc:
+        return []
+    from sim.demo import start_demo_plc
+
+    return start_demo_plc(config)
+
+
+def start_station(config: StationConfig, data_dir: Path) -> Station:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database = open_database(data_dir / "takt.duckdb")
+    clock = RealClock()
+    inflight = InFlight()
+    # Seq continues after the journal's last entry, so journal keys never collide.
+    bus = Bus(clock, inflight, seq_start=max_journal_seq(database))
+    runtime = Runtime(clock=clock, inflight=inflight, bus=bus)
+    simulators = _start_simulators(config)
+    sup = config.supervision
+    failed = threading.Event()
+
+    def escalate(reason: str) -> None:
+        log.critical("station supervisor gave up: %s", reason)
+        failed.set()
+
+    devices = ChildSpec.of(
+        Supervisor, "devices", _device_specs(config),
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=RestartIntensity(sup.max_restarts, sup.within_s),
+        backoff=Backoff(sup.backoff_min_s, sup.backoff_max_s, sup.backoff_jitter, sup.stable_s),
+    )
+    root = Supervisor.start(
+        runtime, "root",
+        [
+            ChildSpec.of(StoreActor, "store", database, max_batch=config.store.group_commit_max,
+                         shutdown_s=30.0),
+            ChildSpec.of(AuthActor, "auth", database),
+            ChildSpec.of(Monitor, "monitor"),
+            devices,
+        ],
+        strategy=Strategy.REST_FOR_ONE,
+        intensity=RestartIntensity(5, 60.0),
+        on_escalate=escalate,
+    )
+    call(runtime, root, WhichChildren(), timeout=10)  # answered once every child has started
+    secret, _ = _secret_file(data_dir / "token-secret", lambda: secrets.token_bytes(32))
+    admin_password = call(runtime, runtime.directory.get("auth"), EnsureAdmin(), timeout=10)
+    if admin_password is not None:
+        _secret_file(data_dir / "admin-password", f"{admin_password}\n".encode)
+    return Station(config=config, data_dir=data_dir, runtime=runtime, database=database,
+                   root=root, token_secret=secret, admin_password=admin_password,
+                   simulators=simulators, failed=failed)
+
+
+async def serve_station(station: Station, host: str, port: int,
+                        on_ready: Callable[[list[str]], None]) -> None:
+    """Serve the facade until SIGINT/SIGTERM or until the root supervisor gives up."""
+    app = create_app(station.runtime, station.config, station.token_secret)
+    cfg = HypercornConfig()
+    cfg.bind = [f"{host}:{port}"]
+    cfg.accesslog = None
+    cfg.errorlog = logging.getLogger("hypercorn.error")  # our formatter, printed once
+    cfg.websocket_max_message_size = 64 * 1024
+    cfg.graceful_timeout = 3.0
+    cfg.keep_alive_timeout = 75.0
+    stop = trio.Event()
+
+    async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                            ) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for _ in signals:
+                stop.set()
+                return
+
+    async def watch_failure() -> None:
+        await trio.to_thread.run_sync(station.failed.wait, abandon_on_cancel=True)
+        stop.set()
+
+    async with trio.open_nursery() as nursery:
+
+        async def server(task_status: trio.TaskStatus[list[str]]) -> None:
+            await serve(app, cfg, shutdown_trigger=stop.wait, task_status=task_status)
+            nursery.cancel_scope.cancel()  # served its last request: stop the watchers
+
+        await nursery.start(watch_signals)
+        nursery.start_soon(watch_failure)
+        on_ready(await nursery.start(server))
+
+
+def run(config: StationConfig, data_dir: Path, host: str, port: int) -> int:
+    """`takt run`: start, print where it listens, serve until stopped; exit status."""
+    t0 = time.monotonic()
+    station = start_station(config, data_dir)
+    if station.admin_password is not None:
+        print(f"First start: created user 'admin' with password {station.admin_password}\n"
+              f"  (also written to {data_dir / 'admin-password'}, readable by you only;"
+              " it is not shown again)", flush=True)
+
+    def ready(binds: list[str]) -> None:
+        print(f"Takt station '{config.station.id}' ready on {', '.join(binds)} "
+              f"in {time.monotonic() - t0:.2f}s (docs: {binds[0]}/docs)", flush=True)
+
+    try:
+        trio.run(serve_station, station, host, port, ready)
+    finally:
+        log.info("stopping")
+        station.stop()
+    if station.failed.is_set():
+        print("Takt stopped: the station supervisor gave up (see the log)", file=sys.stderr)
+        return 1
+    return 0
