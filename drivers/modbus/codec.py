@@ -295,7 +295,7 @@ def plan_reads(specs: Iterable[RegisterSpec], max_gap: int = 8) -> list[ReadBloc
         start = end = -1
         for spec in group:
             # Overlapping specs may force overlapping blocks: each value is read atomically.
-            if start >= 0 and spec.address - end < max_gap and max(end, spec.end) - start <= limit:
+            if start >= 0 and spec.address - end <= max_gap and max(end, spec.end) - start <= limit:
                 end = max(end, spec.end)
                 continue
             if start >= 0:

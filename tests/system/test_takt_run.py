@@ -1,0 +1,187 @@
+"""`takt run` in a subprocess, used as a user would: log in, watch /ws, lose the PLC."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from trio_websocket import open_websocket_url
+
+from drivers.modbus.transport import ModbusTcpTransport
+
+TAKT = [sys.executable, "-m", "controller.cli"]
+STATION = """
+[station]
+id = "system"
+name = "System test station"
+
+[[plcs]]
+name = "line1"
+port = {port}
+poll_interval_ms = 20
+
+  [[plcs.bindings]]
+  name = "part_present"
+  kind = "coil"
+  address = 0
+  type = "bool"
+  durable = true
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """A child process whose stdout lines we wait for."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines: list[str] = []
+
+    def wait_for(self, needle: str, timeout: float = 15.0) -> str:
+        sel = selectors.DefaultSelector()
+        assert self.p.stdout is not None
+        sel.register(self.p.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sel.select(timeout=0.1):
+                line = self.p.stdout.readline()
+                if not line:
+                    break
+                self.lines.append(line)
+                if needle in line:
+                    return line
+        err = self.p.stderr.read() if self.p.poll() is not None and self.p.stderr else ""
+        raise AssertionError(f"never saw {needle!r}; stdout={self.lines} stderr={err[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            return self.p.wait(15)
+        finally:
+            if self.p.poll() is None:
+                self.p.kill()
+
+
+def start_sim(port: int) -> Proc:
+    sim = Proc([sys.executable, "-m", "sim.modbus_plc", "--port", str(port)])
+    sim.wait_for("READY")
+    return sim
+
+
+@pytest.fixture
+def sim_port() -> int:
+    return free_port()
+
+
+@dataclass
+class Running:
+    takt: Proc
+    sim: Proc
+    base: str
+    password: str
+
+
+@pytest.fixture
+def station(tmp_path: Path, sim_port: int) -> Iterator[Running]:
+    sim = start_sim(sim_port)
+    config = tmp_path / "station.toml"
+    config.write_text(STATION.format(port=sim_port))
+    port = free_port()
+    takt = Proc([*TAKT, "run", "--config", str(config), "--data-dir", str(tmp_path / "data"),
+                 "--port", str(port)])
+    takt.wait_for("ready on")
+    password = (tmp_path / "data" / "admin-password").read_text().strip()
+    assert any(password in line for line in takt.lines)  # printed once, on first start
+    running = Running(takt=takt, sim=sim, base=f"http://127.0.0.1:{port}", password=password)
+    yield running
+    running.sim.stop()
+    assert takt.stop(signal.SIGINT) == 0  # Ctrl-C: a clean stop
+
+
+async def wait_health(http: httpx.AsyncClient, state: str) -> dict[str, Any]:
+    with trio.fail_after(15):
+        while True:
+            doc = (await http.get("/api/v1/health")).json()
+            if doc["components"].get("plc:line1", {}).get("state") == state:
+                return doc  # type: ignore[no-any-return]
+            await trio.sleep(0.05)
+
+
+async def test_plc_signal_reaches_the_websocket_and_the_plc_can_fail(
+    station: Running, sim_port: int
+) -> None:
+    base, password = station.base, station.password
+    async with httpx.AsyncClient(base_url=base) as http:
+        r = await http.post("/api/v1/auth/login", json={"username": "admin", "password": password})
+        token = r.json()["access_token"]
+        ws_url = base.replace("http", "ws") + f"/ws?token={token}"
+        async with open_websocket_url(ws_url) as ws:
+            assert json.loads(await ws.get_message())["type"] == "ready"
+            await ws.send_message(json.dumps({"subscribe": ["device.plc.*"]}))
+            snap = json.loads(await ws.get_message())
+            assert snap["type"] == "snapshot"
+            plc = ModbusTcpTransport("127.0.0.1", sim_port)
+            await trio.to_thread.run_sync(plc.connect)
+            await trio.to_thread.run_sync(plc.write_coils, 0, [True])
+            plc.close()
+            with trio.fail_after(10):
+                while True:
+                    msg = json.loads(await ws.get_message())
+                    if msg["type"] == "bus" and msg["data"]["signal"] == "part_present":
+                        break
+            assert msg["data"] == {"signal": "part_present", "value": True, "previous": False}
+
+        assert (await wait_health(http, "UP"))["status"] == "healthy"
+        # Kill the simulator: the PLC goes DOWN and the station is degraded.
+        station.sim.stop(signal.SIGKILL)
+        down = await wait_health(http, "DOWN")
+        assert down["status"] == "degraded"
+        assert down["components"]["plc:line1"]["last_error"]
+        station.sim = start_sim(sim_port)
+        up = await wait_health(http, "UP")
+        assert up["status"] == "healthy"
+        assert up["components"]["plc:line1"]["restarts"] >= 1
+
+
+def test_check_config_lists_every_mistake(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[station]\nid = "Bad Id"\nname = "x"\n\n[[plcs]]\nname = "p"\nport = 70000\n'
+                   'protocol = "PROFINET"\n')
+    r = subprocess.run([*TAKT, "check-config", str(bad)], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.startswith(f"{bad}:") for line in lines)
+    assert any(":2: station.id:" in line for line in lines)
+    assert any(":7: plcs[0].port:" in line for line in lines)
+    assert any(":8: plcs[0].protocol:" in line and "PROFINET" in line for line in lines)
+    good = subprocess.run([*TAKT, "check-config", "sim/stations/demo.toml"], capture_output=True,
+                          text=True, check=False)
+    assert good.returncode == 0, good.stderr
+
+
+def test_help_explains_the_commands() -> None:
+    r = subprocess.run([*TAKT, "--help"], capture_output=True, text=True, check=True)
+    for words in ("takt run", "check-config", "demo station"):
+        assert words in r.stdout
