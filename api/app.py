@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from actors.runtime import ActorUnavailable, AskTimeout, Runtime
 from api import auth, plcs, system, users, ws
 from api.http import Facade
+from api.openapi import TaktOpenAPIProvider
 from api.problems import Problem, problem_response
 from api.tokens import TokenIssuer
 from controller.config import StationConfig
@@ -38,6 +39,7 @@ def create_app(runtime: Runtime, station: StationConfig, token_secret: bytes) ->
                                      "bearer_format": "JWT or takt_ API key"}},
         conversion_preference="msgspec",
         redoc_ui_path=None, scalar_ui_path=None,
+        openapi_provider_class=TaktOpenAPIProvider,
     )
     app.extensions["takt"] = Facade(
         runtime=runtime,

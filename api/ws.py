@@ -23,6 +23,7 @@ from api.problems import Problem
 from api.security import authenticate, websocket_token
 from controller.access import Principal
 from controller.timefmt import rfc3339
+from controller.topics import check_pattern
 
 __all__ = ["blueprint"]
 
@@ -77,6 +78,8 @@ class _Session:
     async def subscribe(self, nursery: trio.Nursery, patterns: list[str]) -> None:
         if not patterns or len(patterns) > MAX_PATTERNS or any(len(p) > 128 for p in patterns):
             raise ValueError(f"subscribe to 1..{MAX_PATTERNS} patterns of at most 128 chars")
+        for pattern in patterns:
+            check_pattern(pattern)
         bus = self.runtime.bus
         sub = bus.subscribe_trio(patterns, maxsize=QUEUE, name="ws")  # ValueError if invalid
         if self.forwarder is not None:

@@ -75,6 +75,7 @@ async def test_malformed_messages_get_errors_and_change_nothing(
             "{not json",
             json.dumps({"subscribe": []}),
             json.dumps({"subscribe": ["a b"]}),
+            json.dumps({"subscribe": ["devices.plc.*"]}),  # unknown topic root
             json.dumps({"subscribe": "device.*"}),
             json.dumps({"subscribe": ["x"], "token": "t"}),
             json.dumps({"unknown": 1}),
@@ -84,7 +85,19 @@ async def test_malformed_messages_get_errors_and_change_nothing(
             await ws.send(text)
             msg = await receive(ws)
             assert msg["type"] == "error", text
+            assert msg["data"]["detail"]
         # The earlier subscription still stands: a health event still arrives.
         station.runtime.bus.publish("health.probe", {"state": "DOWN"})
         event = await receive_until(ws, "bus")
         assert event["topic"] == "health.probe"
+
+
+async def test_unknown_topic_is_named_in_the_error(client: Any, station: Station) -> None:
+    token = await login(client, "admin", station.admin_password or "")
+    async with client.websocket(f"/ws?token={token}") as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"subscribe": ["plc.*"]}))
+        err = await receive(ws)
+        assert err["type"] == "error"
+        assert "unknown topic 'plc.*'" in err["data"]["detail"]
+        assert "device.*" in err["data"]["detail"]

@@ -1,0 +1,26 @@
+"""The bus's topic namespace: every topic starts with one of these roots.
+
+A subscription naming any other root could never match anything, so it is refused
+with a clear error rather than accepted and silently left empty.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TOPIC_ROOTS", "check_pattern"]
+
+TOPIC_ROOTS: dict[str, str] = {
+    "device": "facts published by device actors, e.g. device.plc.line1.signal",
+    "input": "decoded inputs crossing into Takt from devices, e.g. input.plc.line1",
+    "command": "commands from outside (API, HMI, operators), e.g. command.api",
+    "health": "component health changes, e.g. health.plc:line1",
+}
+
+
+def check_pattern(pattern: str) -> None:
+    """Raise ValueError if the pattern's root is not a known topic root."""
+    root = pattern.split(".", 1)[0]
+    if "*" in root:
+        return
+    if root not in TOPIC_ROOTS:
+        known = ", ".join(f"{r}.*" for r in TOPIC_ROOTS)
+        raise ValueError(f"unknown topic {pattern!r}: topics start with one of {known}")
