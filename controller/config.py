@@ -257,7 +257,7 @@ def _syntax_issue(message: str, text: str, filename: str) -> ConfigIssue:
     if match is None:
         return ConfigIssue(file=filename, line=0, key="<syntax>", message=message)
     if match.group(1) is None:
-        line, where = text.count("\n") + 1, "at end of file"
+        line, where = max(len(text.splitlines()), 1), "at end of file"
     else:
         line, where = int(match.group(1)), f"at column {match.group(2)}"
     return ConfigIssue(
@@ -269,12 +269,12 @@ def _syntax_issue(message: str, text: str, filename: str) -> ConfigIssue:
 # Each rule names the fields it reads; it runs whenever those fields are valid, so a type
 # error in one field does not hide, say, a duplicate name in the same table.
 
-Problems = Iterator[tuple[str, str]]  # (dotted key, message)
+_Problems = Iterator[tuple[str, str]]  # (dotted key, message)
 
 
 class _Rule(NamedTuple):
     fields: frozenset[str]
-    check: Callable[..., Problems]
+    check: Callable[..., _Problems]
 
 
 _TABLE_RULES: dict[type, list[_Rule]] = {}
@@ -283,8 +283,8 @@ _ARRAY_RULES: dict[type, list[_Rule]] = {}
 
 def _rule(
     registry: dict[type, list[_Rule]], cls: type, *fields: str
-) -> Callable[[Callable[..., Problems]], Callable[..., Problems]]:
-    def register(check: Callable[..., Problems]) -> Callable[..., Problems]:
+) -> Callable[[Callable[..., _Problems]], Callable[..., _Problems]]:
+    def register(check: Callable[..., _Problems]) -> Callable[..., _Problems]:
         registry.setdefault(cls, []).append(_Rule(frozenset(fields), check))
         return check
 
@@ -292,7 +292,7 @@ def _rule(
 
 
 @_rule(_TABLE_RULES, TagBinding, "kind", "type")
-def _bits_are_bool(key: str, tag: TagBinding) -> Problems:
+def _bits_are_bool(key: str, tag: TagBinding) -> _Problems:
     if tag.kind in _BIT_KINDS and tag.type is not ValueType.BOOL:
         yield (
             join_key(key, "type"),
@@ -301,13 +301,13 @@ def _bits_are_bool(key: str, tag: TagBinding) -> Problems:
 
 
 @_rule(_TABLE_RULES, TagBinding, "kind", "direction")
-def _read_only_kinds_are_inputs(key: str, tag: TagBinding) -> Problems:
+def _read_only_kinds_are_inputs(key: str, tag: TagBinding) -> _Problems:
     if tag.kind in _READ_ONLY_KINDS and tag.direction is Direction.OUT:
         yield join_key(key, "direction"), f"{tag.kind} is read-only in Modbus; use direction = 'in'"
 
 
 @_rule(_TABLE_RULES, TagBinding, "type", "count")
-def _count_only_for_strings(key: str, tag: TagBinding) -> Problems:
+def _count_only_for_strings(key: str, tag: TagBinding) -> _Problems:
     if tag.type is ValueType.STRING and tag.count < 1:
         yield join_key(key, "count"), "type string needs count >= 1 (registers to read)"
     if tag.type is not ValueType.STRING and tag.count != 0:
@@ -315,13 +315,13 @@ def _count_only_for_strings(key: str, tag: TagBinding) -> Problems:
 
 
 @_rule(_TABLE_RULES, TagBinding, "scale")
-def _scale_is_usable(key: str, tag: TagBinding) -> Problems:
+def _scale_is_usable(key: str, tag: TagBinding) -> _Problems:
     if tag.scale == 0 or not math.isfinite(tag.scale):
         yield join_key(key, "scale"), f"scale must be a finite non-zero number, not {tag.scale}"
 
 
 @_rule(_TABLE_RULES, TagBinding, "kind", "type", "count", "address")
-def _fits_address_space(key: str, tag: TagBinding) -> Problems:
+def _fits_address_space(key: str, tag: TagBinding) -> _Problems:
     last = tag.address + tag.width - 1
     if last > _LAST_ADDRESS:
         yield (
@@ -331,12 +331,12 @@ def _fits_address_space(key: str, tag: TagBinding) -> Problems:
 
 
 @_rule(_ARRAY_RULES, TagBinding, "name")
-def _unique_binding_names(items: Sequence[tuple[str, TagBinding]]) -> Problems:
+def _unique_binding_names(items: Sequence[tuple[str, TagBinding]]) -> _Problems:
     return _duplicate_names(items, "binding")
 
 
 @_rule(_ARRAY_RULES, TagBinding, "name", "kind", "type", "count", "address")
-def _no_overlapping_tags(items: Sequence[tuple[str, TagBinding]]) -> Problems:
+def _no_overlapping_tags(items: Sequence[tuple[str, TagBinding]]) -> _Problems:
     for later, (key, tag) in enumerate(items):
         last = tag.address + tag.width - 1
         for other_key, other in items[:later]:
@@ -352,7 +352,7 @@ def _no_overlapping_tags(items: Sequence[tuple[str, TagBinding]]) -> Problems:
 
 
 @_rule(_TABLE_RULES, PlcConfig, "protocol")
-def _protocol_available(key: str, plc: PlcConfig) -> Problems:
+def _protocol_available(key: str, plc: PlcConfig) -> _Problems:
     protocol = plc.protocol
     if protocol in UNSUPPORTED_PROTOCOLS:
         supported = ", ".join(p for p in Protocol if p not in UNSUPPORTED_PROTOCOLS)
@@ -365,12 +365,12 @@ def _protocol_available(key: str, plc: PlcConfig) -> Problems:
 
 
 @_rule(_ARRAY_RULES, PlcConfig, "name")
-def _unique_plc_names(items: Sequence[tuple[str, PlcConfig]]) -> Problems:
+def _unique_plc_names(items: Sequence[tuple[str, PlcConfig]]) -> _Problems:
     return _duplicate_names(items, "plc")
 
 
 @_rule(_TABLE_RULES, SupervisionConfig, "backoff_min_s", "backoff_max_s")
-def _backoff_ordered(key: str, sup: SupervisionConfig) -> Problems:
+def _backoff_ordered(key: str, sup: SupervisionConfig) -> _Problems:
     if sup.backoff_min_s > sup.backoff_max_s:
         yield (
             join_key(key, "backoff_min_s"),
@@ -380,7 +380,7 @@ def _backoff_ordered(key: str, sup: SupervisionConfig) -> Problems:
 
 
 @_rule(_TABLE_RULES, SupervisionConfig, "max_restarts", "within_s", "backoff_max_s")
-def _intensity_outlasts_backoff(key: str, sup: SupervisionConfig) -> Problems:
+def _intensity_outlasts_backoff(key: str, sup: SupervisionConfig) -> _Problems:
     bound = sup.within_s / sup.backoff_max_s + 1
     if sup.max_restarts <= bound:
         yield (
@@ -392,7 +392,7 @@ def _intensity_outlasts_backoff(key: str, sup: SupervisionConfig) -> Problems:
         )
 
 
-def _duplicate_names(items: Sequence[tuple[str, Any]], what: str) -> Problems:
+def _duplicate_names(items: Sequence[tuple[str, Any]], what: str) -> _Problems:
     first: dict[str, str] = {}
     for key, item in items:
         if item.name in first:

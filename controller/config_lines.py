@@ -60,7 +60,8 @@ class _Scanner:
     def document(self) -> None:
         while True:
             self._skip(newlines=True)
-            if self.pos >= len(self.text):
+            start = self.pos
+            if start >= len(self.text):
                 return
             if self.text.startswith("[[", self.pos):
                 self._array_table_header()
@@ -68,6 +69,8 @@ class _Scanner:
                 self._table_header()
             else:
                 self._key_value(self.table)
+            if self.pos == start:
+                return  # never spin on text this scanner does not understand
 
     def _advance(self, count: int = 1) -> None:
         self.line += self.text.count("\n", self.pos, self.pos + count)
@@ -170,7 +173,8 @@ class _Scanner:
         index = 0
         while True:
             self._skip(newlines=True)
-            if self._peek() == "]":
+            start = self.pos
+            if self._peek() in ("]", ""):
                 self._advance()
                 return
             element = index_key(key, index)
@@ -180,25 +184,30 @@ class _Scanner:
             self._skip(newlines=True)
             if self._peek() == ",":
                 self._advance()
+            elif self.pos == start:
+                return
 
     def _inline_table(self, key: str) -> None:
         self._advance()
         while True:
             self._skip(newlines=True)
-            if self._peek() == "}":
+            start = self.pos
+            if self._peek() in ("}", ""):
                 self._advance()
                 return
             self._key_value(key)
             self._skip(newlines=True)
             if self._peek() == ",":
                 self._advance()
+            elif self.pos == start:
+                return
 
     def _string(self) -> None:
         text = self.text
         quote = text[self.pos]
         delimiter = quote * 3 if text.startswith(quote * 3, self.pos) else quote
         end = self.pos + len(delimiter)
-        while not text.startswith(delimiter, end):
+        while end < len(text) and not text.startswith(delimiter, end):
             # Only basic strings have escapes; a literal string ends at its first quote.
             end += 2 if quote == '"' and text[end] == "\\" else 1
         end += len(delimiter)
@@ -218,7 +227,7 @@ class _Scanner:
         if (
             _DATE.fullmatch(text, start, self.pos)
             and text.startswith(" ", self.pos)
-            and False
+            and text[self.pos + 1 : self.pos + 2].isdigit()
         ):
             self.pos += 1
             self._scalar()
