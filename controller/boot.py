@@ -1,6 +1,6 @@
 """Boot: open the store, build the supervision tree, start the facade, stop in reverse.
 
-    root (rest_for_one): store -> auth -> monitor -> devices (one_for_one: plc:*)
+    root (rest_for_one): store -> auth -> query:* -> monitor -> devices (one_for_one: plc:*)
 
 The simulated devices of a demo station start first, in-process, so the PLC actors
 find them on their first connect.
@@ -30,6 +30,7 @@ from actors.auth import AuthActor, EnsureAdmin
 from actors.bus import Bus
 from actors.monitor import Monitor
 from actors.plc import PlcActor
+from actors.query import QueryActor
 from actors.quiescence import InFlight
 from actors.runtime import Runtime, call
 from actors.store import Flush, StoreActor
@@ -127,6 +128,8 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
             ChildSpec.of(StoreActor, "store", database, max_batch=config.store.group_commit_max,
                          shutdown_s=30.0),
             ChildSpec.of(AuthActor, "auth", database),
+            *(ChildSpec.of(QueryActor, f"query:{i}", database)
+              for i in range(config.store.query_workers)),
             ChildSpec.of(Monitor, "monitor"),
             devices,
         ],
