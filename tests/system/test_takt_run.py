@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import selectors
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +16,8 @@ import trio
 from trio_websocket import open_websocket_url
 
 from drivers.modbus.transport import ModbusTcpTransport
+from tests.system.procs import TAKT, Proc, free_port, start_sim, start_takt
 
-TAKT = [sys.executable, "-m", "controller.cli"]
 STATION = """
 [station]
 id = "system"
@@ -42,57 +37,6 @@ poll_interval_ms = 20
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Proc:
-    """A child process whose stdout lines we wait for."""
-
-    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
-        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.lines: list[str] = []
-
-    def wait_for(self, needle: str, timeout: float = 15.0) -> str:
-        sel = selectors.DefaultSelector()
-        assert self.p.stdout is not None
-        sel.register(self.p.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sel.select(timeout=0.1):
-                line = self.p.stdout.readline()
-                if not line:
-                    break
-                self.lines.append(line)
-                if needle in line:
-                    return line
-        err = self.p.stderr.read() if self.p.poll() is not None and self.p.stderr else ""
-        raise AssertionError(f"never saw {needle!r}; stdout={self.lines} stderr={err[-2000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        try:
-            return self.p.wait(15)
-        finally:
-            if self.p.poll() is None:
-                self.p.kill()
-
-
-def start_sim(port: int) -> Proc:
-    sim = Proc([sys.executable, "-m", "sim.modbus_plc", "--port", str(port)])
-    sim.wait_for("READY")
-    return sim
-
-
-@pytest.fixture
-def sim_port() -> int:
-    return free_port()
-
-
 @dataclass
 class Running:
     takt: Proc
@@ -107,9 +51,7 @@ def station(tmp_path: Path, sim_port: int) -> Iterator[Running]:
     config = tmp_path / "station.toml"
     config.write_text(STATION.format(port=sim_port))
     port = free_port()
-    takt = Proc([*TAKT, "run", "--config", str(config), "--data-dir", str(tmp_path / "data"),
-                 "--port", str(port)])
-    takt.wait_for("ready on")
+    takt = start_takt(config, tmp_path / "data", port)
     password = (tmp_path / "data" / "admin-password").read_text().strip()
     assert any(password in line for line in takt.lines)  # printed once, on first start
     running = Running(takt=takt, sim=sim, base=f"http://127.0.0.1:{port}", password=password)
