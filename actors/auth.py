@@ -15,7 +15,8 @@ import argon2
 import duckdb
 import msgspec
 
-from actors.base import TaktActor, handles
+from actors.base import handles
+from actors.database import DatabaseActor
 from actors.runtime import Runtime
 from controller.access import Principal, Role, Scope, check_password_rules
 from state import users as db
@@ -146,34 +147,19 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class AuthActor(TaktActor):
+class AuthActor(DatabaseActor):
     critical = True
 
     def __init__(self, runtime: Runtime, name: str, database: duckdb.DuckDBPyConnection, *,
                  hasher: argon2.PasswordHasher | None = None, **kw: Any) -> None:
-        super().__init__(runtime, name, **kw)
-        self.database = database
+        super().__init__(runtime, name, database, **kw)
         self.hasher = hasher or argon2.PasswordHasher()
-        self.con: duckdb.DuckDBPyConnection | None = None
         # A dummy hash so an unknown user costs as much as a wrong password (no timing oracle).
         self._dummy = self.hasher.hash(secrets.token_hex(16))
 
-    def started(self) -> None:
-        self.con = self.database.cursor()
-        super().started()
-
-    def stopping(self) -> None:
-        if self.con is not None:
-            self.con.close()
-
-    @property
-    def c(self) -> duckdb.DuckDBPyConnection:
-        assert self.con is not None
-        return self.con
-
     @handles(Login)
     def _login(self, msg: Login) -> UserInfo:
-        row = db.get_user_by_name(self.c, msg.username)
+        row = db.get_user_by_name(self.con, msg.username)
         try:
             self.hasher.verify(row.password_hash if row else self._dummy, msg.password)
         except argon2.exceptions.VerificationError:
@@ -181,7 +167,7 @@ class AuthActor(TaktActor):
         if row is None or row.disabled:
             raise InvalidCredentials("wrong user name or password")
         if self.hasher.check_needs_rehash(row.password_hash):
-            db.set_user_password(self.c, row.id, self.hasher.hash(msg.password))
+            db.set_user_password(self.con, row.id, self.hasher.hash(msg.password))
         return _user_info(row)
 
     @handles(CreateUser)
@@ -190,24 +176,24 @@ class AuthActor(TaktActor):
         if problems:
             raise PasswordRejected(problems)
         try:
-            user_id = db.create_user(self.c, msg.username, self.hasher.hash(msg.password),
+            user_id = db.create_user(self.con, msg.username, self.hasher.hash(msg.password),
                                      msg.role.value, self.clock.now_us())
         except DuplicateError:
             raise UserExists(f"user {msg.username!r} exists already") from None
-        row = db.get_user(self.c, user_id)
+        row = db.get_user(self.con, user_id)
         assert row is not None
         return _user_info(row)
 
     @handles(ListUsers)
     def _list_users(self, _: ListUsers) -> list[UserInfo]:
-        return [_user_info(r) for r in db.list_users(self.c)]
+        return [_user_info(r) for r in db.list_users(self.con)]
 
     @handles(EnsureAdmin)
     def _ensure_admin(self, _: EnsureAdmin) -> str | None:
-        if db.count_users(self.c) > 0:
+        if db.count_users(self.con) > 0:
             return None
         password = secrets.token_urlsafe(15)
-        db.create_user(self.c, "admin", self.hasher.hash(password), Role.ADMIN.value,
+        db.create_user(self.con, "admin", self.hasher.hash(password), Role.ADMIN.value,
                        self.clock.now_us())
         return password
 
@@ -215,37 +201,37 @@ class AuthActor(TaktActor):
     def _create_key(self, msg: CreateApiKey) -> ApiKeyCreated:
         secret = secrets.token_urlsafe(32)
         key = f"{KEY_PREFIX}{secret}"
-        key_id = db.create_api_key(self.c, name=msg.name, prefix=key[:12],
+        key_id = db.create_api_key(self.con, name=msg.name, prefix=key[:12],
                                    key_hash=_key_hash(key), scope=msg.scope.value,
                                    created_by=msg.created_by, now_us=self.clock.now_us())
-        info = next(k for k in db.list_api_keys(self.c) if k.id == key_id)
+        info = next(k for k in db.list_api_keys(self.con) if k.id == key_id)
         return ApiKeyCreated(key=key, info=_key_info(info))
 
     @handles(ListApiKeys)
     def _list_keys(self, _: ListApiKeys) -> list[ApiKeyInfo]:
-        return [_key_info(k) for k in db.list_api_keys(self.c)]
+        return [_key_info(k) for k in db.list_api_keys(self.con)]
 
     @handles(RevokeApiKey)
     def _revoke_key(self, msg: RevokeApiKey) -> bool:
-        return db.revoke_api_key(self.c, msg.key_id, self.clock.now_us())
+        return db.revoke_api_key(self.con, msg.key_id, self.clock.now_us())
 
     @handles(CheckApiKey)
     def _check_key(self, msg: CheckApiKey) -> Principal | None:
         if not msg.key.startswith(KEY_PREFIX):
             return None
-        row = db.find_api_key_by_hash(self.c, _key_hash(msg.key))
+        row = db.find_api_key_by_hash(self.con, _key_hash(msg.key))
         if row is None:
             return None
         return Principal(name=f"key:{row.name}", kind="api_key", scope=Scope(row.scope))
 
     @handles(RevokeToken)
     def _revoke_token(self, msg: RevokeToken) -> None:
-        db.purge_expired_tokens(self.c, self.clock.now_us())
-        db.revoke_token(self.c, msg.jti, msg.expires_us)
+        db.purge_expired_tokens(self.con, self.clock.now_us())
+        db.revoke_token(self.con, msg.jti, msg.expires_us)
 
     @handles(CheckRefresh)
     def _check_refresh(self, msg: CheckRefresh) -> UserInfo:
-        row = db.get_user_by_name(self.c, msg.username)
-        if row is None or row.disabled or db.is_token_revoked(self.c, msg.jti):
+        row = db.get_user_by_name(self.con, msg.username)
+        if row is None or row.disabled or db.is_token_revoked(self.con, msg.jti):
             raise InvalidCredentials("refresh token is no longer valid")
         return _user_info(row)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import msgspec
 import pykka
 
-from actors.base import TaktActor, handles
-from actors.runtime import ActorUnavailable, Directory, Runtime
+from actors.base import handles
+from actors.database import DatabaseActor
+from actors.runtime import ActorUnavailable, Directory
 from state.journal import JournalRow, read_journal
 
 __all__ = ["QueryActor", "ReadJournal", "pick_query_actor"]
@@ -27,27 +27,9 @@ class ReadJournal(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     limit: int = 100
 
 
-class QueryActor(TaktActor):
-    def __init__(self, runtime: Runtime, name: str, database: duckdb.DuckDBPyConnection,
-                 **kw: Any) -> None:
-        super().__init__(runtime, name, **kw)
-        self.database = database
-        self.con: duckdb.DuckDBPyConnection | None = None
-
-    def started(self) -> None:
-        self.con = self.database.cursor()
-        super().started()
-
-    def stopping(self) -> None:
-        if self.con is not None:
-            self.con.close()
-
-    def failed(self, error: BaseException) -> None:
-        self.stopping()
-
+class QueryActor(DatabaseActor):
     @handles(ReadJournal)
     def _journal(self, msg: ReadJournal) -> list[JournalRow]:
-        assert self.con is not None
         return read_journal(self.con, from_seq=msg.from_seq, topic_prefix=msg.topic_prefix,
                             limit=msg.limit)
 
