@@ -66,7 +66,8 @@ class TaktActor(pykka.ThreadingActor):
     fatal: ClassVar[tuple[type[BaseException], ...]] = ()
     #: A critical component being down makes the whole station unhealthy.
     critical: ClassVar[bool] = False
-    _handlers: ClassVar[dict[type, Callable[[Any, Any], Any]]] = {}
+    _handlers: ClassVar[dict[type, Callable[..., Any]]] = {}
+    _plain: ClassVar[dict[type, Callable[[Any, Any], Any]]] = {}  # not deferred
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -76,6 +77,7 @@ class TaktActor(pykka.ThreadingActor):
                 for t in getattr(attr, "__takt_handles__", ()):
                     table[t] = attr
         cls._handlers = table
+        cls._plain = {t: fn for t, fn in table.items() if not fn.__takt_deferred__}
 
     def __init__(
         self,
@@ -148,6 +150,7 @@ class TaktActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         # The start counts as work in flight (added in __init__), so nobody sees the
         # system idle between a failed start and the supervisor hearing of it.
+        self._counters = self.runtime.inflight.counters()  # this actor thread's own
         try:
             self.started()
         except BaseException as exc:
@@ -155,11 +158,15 @@ class TaktActor(pykka.ThreadingActor):
             self._report_failure(exc)
             raise
         finally:
-            self.runtime.inflight.done()
+            self._counters.done += 1
 
     def on_receive(self, message: Any) -> Any:
+        # The hot path of every actor hop: one dict lookup for a plain tell.
         try:
-            if type(message) is Request:
+            handler = self._plain.get(type(message))
+            if handler is not None:
+                handler(self, message)
+            elif type(message) is Request:
                 self._answer(message)
             else:
                 self._dispatch(message)
@@ -171,7 +178,7 @@ class TaktActor(pykka.ThreadingActor):
             raise
         finally:
             self.handled += 1
-            self.runtime.inflight.done()
+            self._counters.done += 1
 
     def _dispatch(self, message: Any) -> Any:
         handler = self._handlers.get(type(message))

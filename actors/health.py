@@ -117,21 +117,27 @@ class HealthRegistry:
     def snapshot(self) -> dict[str, ComponentHealth]:
         with self._lock:
             items = list(self._records.items())
-        out: dict[str, ComponentHealth] = {}
-        for name, rec in items:
-            mailbox, handled, errors = rec.stats() if rec.stats else (0, 0, 0)
-            out[name] = ComponentHealth(
-                state=rec.state, since_us=rec.since_us, restarts=rec.restarts,
-                last_error=rec.last_error, mailbox=mailbox, handled=handled, errors=errors,
-                critical=rec.critical,
-            )
-        return out
+        return {name: _report(rec) for name, rec in items}
+
+    def component(self, name: str) -> ComponentHealth:
+        with self._lock:
+            rec = self._rec(name)
+        return _report(rec)
 
     def _rec(self, name: str) -> _Record:
         rec = self._records.get(name)
         if rec is None:
             rec = self._records[name] = _Record(self._clock.now_us(), False)
         return rec
+
+
+def _report(rec: _Record) -> ComponentHealth:
+    mailbox, handled, errors = rec.stats() if rec.stats else (0, 0, 0)
+    return ComponentHealth(
+        state=rec.state, since_us=rec.since_us, restarts=rec.restarts,
+        last_error=rec.last_error, mailbox=mailbox, handled=handled, errors=errors,
+        critical=rec.critical,
+    )
 
 
 def overall_status(components: dict[str, ComponentHealth]) -> str:

@@ -15,7 +15,9 @@ __all__ = ["ComponentReport", "GetHealth", "GetMetrics", "HealthReport", "Monito
 
 
 class GetHealth(msgspec.Struct, frozen=True, tag=True):
-    pass
+    """The station's health; `components` limits the report to those names."""
+
+    components: tuple[str, ...] | None = None
 
 
 class GetMetrics(msgspec.Struct, frozen=True, tag=True):
@@ -40,10 +42,13 @@ class Monitor(TaktActor):
     critical = True
 
     @handles(GetHealth)
-    def _health(self, _: GetHealth) -> HealthReport:
+    def _health(self, msg: GetHealth) -> HealthReport:
         snap = self.runtime.health.snapshot()
+        status = overall_status(snap)
+        if msg.components is not None:
+            snap = {n: c for n, c in snap.items() if n in msg.components}
         return HealthReport(
-            status=overall_status(snap),
+            status=status,
             version=__version__,
             components={
                 name: ComponentReport(

@@ -69,6 +69,8 @@ class WriteSignal(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 class PlcInfo(msgspec.Struct, frozen=True, kw_only=True):
     name: str
+    state: str
+    last_error: str | None
     protocol: str
     host: str
     port: int
@@ -118,6 +120,8 @@ class PlcActor(TaktActor):
         ]
         self.values: dict[str, tuple[Value, int]] = {}
         self.malformed = 0
+        self.period_s = config.poll_interval_ms / 1000
+        self.next_poll_s = 0.0
         self.source = f"plc.{config.name}"
         self.topic = f"device.plc.{config.name}.signal"
 
@@ -130,7 +134,8 @@ class PlcActor(TaktActor):
         self.transport.connect()  # DeviceUnavailable fails the start: backoff, then retry
         self._poll_once()  # the first read after (re)connecting republishes every signal
         self.set_health(HealthState.UP)
-        self.tell_self_later(self.config.poll_interval_ms / 1000, _Poll())
+        self.next_poll_s = self.clock.monotonic() + self.period_s
+        self.tell_self_later(self.period_s, _Poll())
 
     def stopping(self) -> None:
         self.transport.close()
@@ -143,7 +148,13 @@ class PlcActor(TaktActor):
     @handles(_Poll)
     def _on_poll(self, msg: _Poll) -> None:
         self._poll_once()
-        self.tell_self_later(self.config.poll_interval_ms / 1000, msg)
+        # Fixed rate, not fixed delay: the read time must not stretch the period. A poll
+        # that overran skips the slots it missed instead of bunching up behind them.
+        now = self.clock.monotonic()
+        self.next_poll_s += self.period_s
+        if self.next_poll_s < now:
+            self.next_poll_s = now + self.period_s
+        self.tell_self_later(self.next_poll_s - now, msg)
 
     @handles(SignalInput)
     def _on_input(self, msg: SignalInput) -> None:
@@ -156,7 +167,9 @@ class PlcActor(TaktActor):
         for name, (binding, _spec) in self.bindings.items():
             value, ts = self.values.get(name, (None, None))
             signals[name] = SignalValue(value=value, ts_us=ts, direction=binding.direction.value)
-        return PlcInfo(name=c.name, protocol=c.protocol.value, host=c.host, port=c.port,
+        health = self.runtime.health.component(self.name)
+        return PlcInfo(name=c.name, state=health.state.value, last_error=health.last_error,
+                       protocol=c.protocol.value, host=c.host, port=c.port,
                        unit=c.unit, poll_interval_ms=c.poll_interval_ms, signals=signals,
                        malformed_frames=self.malformed)
 

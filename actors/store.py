@@ -39,7 +39,11 @@ class Flush(msgspec.Struct, frozen=True, tag=True):
 
 class StoreActor(TaktActor):
     critical = True
-    fatal = (duckdb.IOException, duckdb.FatalException)
+    # A commit that fails for anything but a bad row (disk, I/O, an invalidated database) fails
+    # the store, so every unacked writer hears of it and the supervisor restarts it. commit_batch
+    # raises these as StateError, never as the duckdb error; a bad row (ConstraintError) never
+    # gets out of _commit.
+    fatal = (StateError, duckdb.IOException, duckdb.FatalException)
 
     def __init__(self, runtime: Runtime, name: str, database: duckdb.DuckDBPyConnection, *,
                  max_batch: int = 5000, **kw: Any) -> None:
@@ -86,9 +90,15 @@ class StoreActor(TaktActor):
 
     @handles(Event)
     def _journal(self, event: Event) -> None:
+        try:
+            payload = _JSON.encode(event.data).decode()
+        except (TypeError, msgspec.EncodeError) as exc:
+            # The publisher's bug: counted and logged here, never a reason to fail the store.
+            self._lost(event.seq, event.topic, event.source, exc)
+            return
         row = JournalRow(
             seq=event.seq, ts_us=event.ts_us, topic=event.topic, source=event.source,
-            payload=_JSON.encode(event.data).decode(),
+            payload=payload,
         )
         self.batch.add(row)
         self.journal_rows.append(row)
@@ -106,6 +116,7 @@ class StoreActor(TaktActor):
 
     def _commit(self) -> None:
         if not self.batch:
+            self._ack_waiting()  # writes of no rows: nothing to wait for
             return
         assert self.con is not None
         rows = len(self.batch)
@@ -122,28 +133,49 @@ class StoreActor(TaktActor):
         self.runtime.metrics.store_batch_rows.observe(rows)
         self.batch.clear()
         self.journal_rows.clear()
+        self._ack_waiting()
+
+    def _ack_waiting(self) -> None:
         waiting, self.waiting = self.waiting, []
         for reply, written in waiting:
             reply(len(written), None)
 
     def _commit_one_by_one(self) -> None:
         """A bad row spoils its group; isolate it so every other writer still gets its ack."""
-        assert self.con is not None
-        waiting, self.waiting = self.waiting, []
         self.log.warning("a write broke a constraint; committing %d writers one by one",
-                         len(waiting))
-        self.batch.clear()
-        self.batch.extend(self.journal_rows)
-        self.journal_rows.clear()
-        commit_batch(self.con, self.batch)
-        for reply, rows in waiting:
-            self.batch.clear()
-            self.batch.extend(rows)
+                         len(self.waiting))
+        journal_rows, self.journal_rows = self.journal_rows, []
+        if self._commit_alone(journal_rows) is not None:
+            for row in journal_rows:  # find the event(s) the journal refuses
+                error = self._commit_alone([row])
+                if error is not None:
+                    self._lost(row.seq, row.topic, row.source, error)
+        waiting, self.waiting = self.waiting, []
+        for done, (reply, rows) in enumerate(waiting):
             try:
-                commit_batch(self.con, self.batch)
-            except ConstraintError as exc:
-                self.errors += 1
-                reply(None, exc)
-            else:
+                error = self._commit_alone(rows)
+            except StateError:
+                # Not a bad row: the store fails, and failed() answers whoever is still waiting.
+                self.waiting = waiting[done:]
+                raise
+            if error is None:
                 reply(len(rows), None)
+            else:
+                self.errors += 1
+                reply(None, error)
         self.batch.clear()
+
+    def _commit_alone(self, rows: Sequence[msgspec.Struct]) -> ConstraintError | None:
+        """Commit rows in a transaction of their own; the constraint they break, if any."""
+        assert self.con is not None
+        self.batch.clear()
+        self.batch.extend(rows)
+        try:
+            commit_batch(self.con, self.batch)
+        except ConstraintError as exc:
+            return exc
+        return None
+
+    def _lost(self, seq: int, topic: str, source: str | None, exc: BaseException) -> None:
+        self.errors += 1
+        self.log.error("durable event %d (%s from %s) not journaled: %s", seq, topic, source, exc)

@@ -37,16 +37,17 @@ def _plc_names() -> list[str]:
 
 
 async def _summaries(names: list[str]) -> list[PlcSummary]:
-    report = await ask_actor("monitor", GetHealth())
     out = []
     for name in names:
-        health = report.components.get(f"plc:{name}")
         try:
             info = await ask_actor(f"plc:{name}", ReadSignals())
-        except ActorUnavailable:
-            info = None  # DOWN: its state and last error say why
-        out.append(PlcSummary(name=name, state=health.state if health else "UNKNOWN",
-                              last_error=health.last_error if health else None, info=info))
+            out.append(PlcSummary(name=name, state=info.state, last_error=info.last_error,
+                                  info=info))
+        except ActorUnavailable:  # DOWN: the monitor knows its state and last error
+            report = await ask_actor("monitor", GetHealth(components=(f"plc:{name}",)))
+            health = report.components.get(f"plc:{name}")
+            out.append(PlcSummary(name=name, state=health.state if health else "UNKNOWN",
+                                  last_error=health.last_error if health else None, info=None))
     return out
 
 
