@@ -1,0 +1,1 @@
+"""Helpers of the benchmark scripts; kept out of `bench/*.py`, which `make bench` runs."""

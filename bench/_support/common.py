@@ -1,0 +1,215 @@
+"""Helpers shared by the benchmark scripts.
+
+Percentiles, the `--quick` flag, the JSON report, the hypercorn config `serve_station` uses,
+a station config for benchmarks, and the READY handshake with server subprocesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+
+__all__ = [
+    "BENCH_DIR",
+    "PYTHON",
+    "bound_port",
+    "emit",
+    "hypercorn_config",
+    "machine",
+    "parse_args",
+    "pct",
+    "ratio",
+    "read_ready",
+    "serve_app",
+    "spawn",
+    "station_toml",
+    "stop_child",
+    "summary",
+]
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def parse_args(doc: str | None, extra: Sequence[tuple[str, dict[str, Any]]] = ()
+               ) -> argparse.Namespace:
+    """`--quick` (about 10 s) plus any script-specific options."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a ~10 s version")
+    for flag, kw in extra:
+        parser.add_argument(flag, **kw)
+    return parser.parse_args()
+
+
+def pct(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (q in 0..100)."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def summary(values_us: Sequence[float], digits: int = 1) -> dict[str, float | int]:
+    """p50/p90/p99/p99.9/max/mean of latencies in microseconds."""
+    s = sorted(values_us)
+    if not s:
+        return {"n": 0}
+    return {
+        "n": len(s),
+        "p50": round(pct(s, 50), digits),
+        "p90": round(pct(s, 90), digits),
+        "p99": round(pct(s, 99), digits),
+        "p99_9": round(pct(s, 99.9), digits),
+        "max": round(s[-1], digits),
+        "mean": round(sum(s) / len(s), digits),
+    }
+
+
+def ratio(a: float, b: float, digits: int = 3) -> float:
+    return round(a / b, digits) if b else math.inf
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "switch_interval_s": sys.getswitchinterval(),
+    }
+
+
+def emit(report: dict[str, Any]) -> None:
+    """The one JSON object a benchmark prints on stdout."""
+    print(json.dumps(report, indent=2), flush=True)
+
+
+def hypercorn_config(host: str = "127.0.0.1", port: int = 0) -> HypercornConfig:
+    """The settings `controller.boot.serve_station` uses, on a free loopback port."""
+    cfg = HypercornConfig()
+    cfg.bind = [f"{host}:{port}"]
+    cfg.accesslog = None
+    cfg.errorlog = logging.getLogger("hypercorn.error")
+    cfg.websocket_max_message_size = 64 * 1024
+    cfg.graceful_timeout = 3.0
+    cfg.keep_alive_timeout = 75.0
+    return cfg
+
+
+def station_toml(plc_port: int, poll_interval_ms: int, *, group_commit_max: int = 5000) -> str:
+    """A station with one Modbus PLC `line1` (a few input tags) on a simulator at plc_port."""
+    return f"""
+[station]
+id = "bench"
+name = "Benchmark station"
+
+[store]
+group_commit_max = {group_commit_max}
+
+[[plcs]]
+name = "line1"
+port = {plc_port}
+poll_interval_ms = {poll_interval_ms}
+timeout_ms = 500
+
+  [[plcs.bindings]]
+  name = "part_present"
+  kind = "coil"
+  address = 0
+  type = "bool"
+
+  [[plcs.bindings]]
+  name = "counter"
+  kind = "holding_register"
+  address = 0
+  type = "uint16"
+
+  [[plcs.bindings]]
+  name = "temperature"
+  kind = "holding_register"
+  address = 10
+  type = "float32"
+
+  [[plcs.bindings]]
+  name = "release"
+  kind = "coil"
+  address = 8
+  type = "bool"
+  direction = "out"
+"""
+
+
+async def serve_app(app: Any, on_ready: Callable[[list[str]], None]) -> None:
+    """Serve an ASGI app like `serve_station` until SIGTERM/SIGINT; on_ready gets the binds."""
+    from hypercorn.trio import serve
+
+    stop = trio.Event()
+
+    async def watch() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                stop.set()
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        binds = await nursery.start(
+            functools.partial(serve, app, hypercorn_config(), shutdown_trigger=stop.wait))
+        on_ready(binds)
+        await stop.wait()
+        nursery.cancel_scope.cancel()
+
+
+def bound_port(binds: list[str]) -> int:
+    """The port of hypercorn's first bind, e.g. `http://127.0.0.1:43121`."""
+    return int(binds[0].rsplit(":", 1)[1])
+
+
+def stop_child(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def spawn(args: Sequence[str], *, stdin: bool = False) -> subprocess.Popen[str]:
+    """Start `python <args>` in bench/ with stdout piped (a READY line, or the child's JSON).
+
+    Run from bench/ so `-m _support.loadgen` and `bench/NAME.py` children import alike.
+    """
+    return subprocess.Popen(
+        [PYTHON, *args], stdout=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None,
+        text=True, cwd=BENCH_DIR,
+    )
+
+
+def read_ready(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> list[str]:
+    """Wait for the child's `READY <fields...>` line; its fields."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"child exited with {proc.wait()} before READY")
+        if line.startswith("READY"):
+            return line.split()[1:]
+    raise RuntimeError("child did not get READY in time")
+
