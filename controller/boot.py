@@ -46,6 +46,8 @@ __all__ = ["Station", "serve_station", "start_station"]
 
 log = logging.getLogger("takt.boot")
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 @dataclass
 class Station:
@@ -102,6 +104,7 @@ def _start_simulators(config: StationConfig) -> list[Any]:
 
 def start_station(config: StationConfig, data_dir: Path) -> Station:
     data_dir.mkdir(parents=True, exist_ok=True)
+    log.info("starting station %r in %s", config.station.id, data_dir)
     database = open_database(data_dir / "takt.duckdb")
     clock = RealClock()
     inflight = InFlight()
@@ -137,14 +140,21 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
         intensity=RestartIntensity(5, 60.0),
         on_escalate=escalate,
     )
-    call(runtime, root, WhichChildren(), timeout=10)  # answered once every child has started
-    secret, _ = _secret_file(data_dir / "token-secret", lambda: secrets.token_bytes(32))
-    admin_password = call(runtime, runtime.directory.get("auth"), EnsureAdmin(), timeout=10)
-    if admin_password is not None:
-        _secret_file(data_dir / "admin-password", f"{admin_password}\n".encode)
-    return Station(config=config, data_dir=data_dir, runtime=runtime, database=database,
-                   root=root, token_secret=secret, admin_password=admin_password,
-                   simulators=simulators, failed=failed)
+    station = Station(config=config, data_dir=data_dir, runtime=runtime, database=database,
+                      root=root, token_secret=b"", admin_password=None,
+                      simulators=simulators, failed=failed)
+    try:
+        call(runtime, root, WhichChildren(), timeout=10)  # answered once every child started
+        station.token_secret, _ = _secret_file(data_dir / "token-secret",
+                                               lambda: secrets.token_bytes(32))
+        station.admin_password = call(runtime, runtime.directory.get("auth"), EnsureAdmin(),
+                                      timeout=10)
+    except BaseException:
+        station.stop()  # no actor thread may outlive a failed start
+        raise
+    if station.admin_password is not None:
+        _secret_file(data_dir / "admin-password", f"{station.admin_password}\n".encode)
+    return station
 
 
 async def serve_station(station: Station, host: str, port: int,
@@ -162,7 +172,8 @@ async def serve_station(station: Station, host: str, port: int,
 
     async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                             ) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # see run()
             task_status.started()
             async for _ in signals:
                 stop.set()
@@ -186,7 +197,16 @@ async def serve_station(station: Station, host: str, port: int,
 def run(config: StationConfig, data_dir: Path, host: str, port: int) -> int:
     """`takt run`: start, print where it listens, serve until stopped; exit status."""
     t0 = time.monotonic()
-    station = start_station(config, data_dir)
+    # Hold Ctrl-C and SIGTERM while starting: the actor threads inherit the mask, so a stop
+    # signal can only reach the main thread, and one that arrives now waits until the trio
+    # receiver listens (serve_station unblocks them there) and then stops everything cleanly.
+    # Without this, a Ctrl-C during start-up left the actor threads running.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        station = start_station(config, data_dir)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        raise
     if station.admin_password is not None:
         print(f"First start: created user 'admin' with password {station.admin_password}\n"
               f"  (also written to {data_dir / 'admin-password'}, readable by you only;"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = _load(args.config or embedded_demo_config_path())
     if config is None:
         return 1
+    # Block Ctrl-C/SIGTERM before the heavy imports: native libraries start threads of their
+    # own at import (BLAS), and the kernel may hand a signal to any thread that does not
+    # block it. boot.run unblocks them once the trio receiver is listening.
+    signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
     from controller import boot
     from controller.logfmt import configure_logging
 

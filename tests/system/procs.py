@@ -28,14 +28,15 @@ class Proc:
                                   text=True, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.lines: list[str] = []
 
-    def wait_for(self, needle: str, timeout: float = 15.0) -> str:
-        assert self.p.stdout is not None
+    def wait_for(self, needle: str, timeout: float = 15.0, *, stderr: bool = False) -> str:
+        stream = self.p.stderr if stderr else self.p.stdout
+        assert stream is not None
         sel = selectors.DefaultSelector()
-        sel.register(self.p.stdout, selectors.EVENT_READ)
+        sel.register(stream, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if sel.select(timeout=0.1):
-                line = self.p.stdout.readline()
+                line = stream.readline()
                 if not line:
                     break
                 self.lines.append(line)

@@ -127,3 +127,21 @@ def test_help_explains_the_commands() -> None:
     r = subprocess.run([*TAKT, "--help"], capture_output=True, text=True, check=True)
     for words in ("takt run", "check-config", "demo station"):
         assert words in r.stdout
+
+
+def test_ctrl_c_during_start_up_still_stops_everything(tmp_path: Path) -> None:
+    # The demo station starts its own simulator; give it free ports.
+    sim_port, port = free_port(), free_port()
+    demo = Path("sim/stations/demo.toml").read_text()
+    config = tmp_path / "demo.toml"
+    config.write_text(demo.replace("5020", str(sim_port)))
+    for moment in ("starting station", "ready on"):
+        takt = Proc([*TAKT, "run", "--config", str(config), "--data-dir",
+                     str(tmp_path / "data"), "--port", str(port)])
+        takt.wait_for(moment, stderr=moment == "starting station")
+        takt.p.send_signal(signal.SIGINT)
+        try:
+            code = takt.p.wait(20)
+        finally:
+            takt.stop(signal.SIGKILL)
+        assert code == 0, (moment, code, takt.p.stderr.read()[-3000:])
