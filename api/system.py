@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
-from quart_schema import document_response, tag
+from pathlib import Path
+
+from quart import Blueprint, Response, send_from_directory
+from quart_schema import document_response, hide, tag
 
 from actors.monitor import GetHealth, GetMetrics, HealthReport
 from actors.runtime import ActorUnavailable, AskTimeout
@@ -12,6 +14,15 @@ from api.http import ask_actor, json_response
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("system", __name__)
+
+STATIC = Path(__file__).parent / "static"
+
+
+@blueprint.get("/")
+@hide
+async def index() -> object:
+    """The station's built-in live view (health, signals, events); it signs in like any client."""
+    return await send_from_directory(STATIC, "index.html")
 
 
 @blueprint.get("/api/v1/health")

@@ -96,3 +96,11 @@ async def test_metrics_exposition(client: Any) -> None:
                  "takt_actor_restarts_total", "takt_bus_dropped_total",
                  "takt_store_commit_seconds_bucket", "takt_http_request_seconds_bucket"):
         assert name in text, name
+
+
+async def test_root_serves_the_live_view(client: Any) -> None:
+    r = await client.get("/")
+    assert r.status_code == 200
+    assert r.content_type.startswith("text/html")
+    page = (await r.get_data()).decode()
+    assert "/api/v1/auth/login" in page and "/ws?token=" in page
