@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 import msgspec
@@ -22,7 +22,7 @@ from state.batch import WriteBatch, checkpoint, commit_batch
 from state.errors import ConstraintError, StateError
 from state.journal import JournalRow
 
-__all__ = ["Flush", "StoreActor", "Write"]
+__all__ = ["CommitFailed", "Flush", "StoreActor", "Write"]
 
 _JSON = msgspec.json.Encoder()
 
@@ -37,13 +37,15 @@ class Flush(msgspec.Struct, frozen=True, tag=True):
     """Commit what is pending and checkpoint the WAL into the database file."""
 
 
+class CommitFailed(StateError):
+    """A commit failed for a reason other than a bad row (disk, I/O, the database itself)."""
+
+
 class StoreActor(TaktActor):
     critical = True
-    # A commit that fails for anything but a bad row (disk, I/O, an invalidated database) fails
-    # the store, so every unacked writer hears of it and the supervisor restarts it. commit_batch
-    # raises these as StateError, never as the duckdb error; a bad row (ConstraintError) never
-    # gets out of _commit.
-    fatal = (StateError, duckdb.IOException, duckdb.FatalException)
+    # commit_batch raises duckdb's errors as StateError, so a failed commit fails the store as
+    # CommitFailed; other StateErrors (a Flush that cannot checkpoint now) go to their caller.
+    fatal = (CommitFailed, duckdb.IOException, duckdb.FatalException)
 
     def __init__(self, runtime: Runtime, name: str, database: duckdb.DuckDBPyConnection, *,
                  max_batch: int = 5000, **kw: Any) -> None:
@@ -55,14 +57,16 @@ class StoreActor(TaktActor):
         self.waiting: list[tuple[Reply, Sequence[msgspec.Struct]]] = []
         self.journal_rows: list[JournalRow] = []
         self.con: duckdb.DuckDBPyConnection | None = None
-
-    def started(self) -> None:
-        self.con = self.database.cursor()
-        # Large bound: a durable event dropped here would be a gap in the journal.
+        # Subscribed here, not in started(): start() returns before started() runs, and a
+        # durable event published in between would never reach the journal. Events that come
+        # early wait in the mailbox. Large bound: a dropped one would be a gap in the journal.
         self.bus.subscribe_actor(
             ["*"], self.actor_ref, name=f"{self.name}.journal", maxsize=1_000_000,
             durable_only=True,
         )
+
+    def started(self) -> None:
+        self.con = self.database.cursor()
         super().started()
 
     def stopping(self) -> None:
@@ -72,9 +76,7 @@ class StoreActor(TaktActor):
             self.con.close()
 
     def failed(self, error: BaseException) -> None:
-        for reply, _ in self.waiting:
-            reply(None, error)
-        self.waiting.clear()
+        self._fail_waiting(error)
         if self.con is not None:
             self.con.close()
 
@@ -126,8 +128,8 @@ class StoreActor(TaktActor):
         except ConstraintError:
             self._commit_one_by_one()
             return
-        except StateError:
-            raise  # the disk or the database is in trouble: fail, unacked writers see it
+        except StateError as exc:
+            self._commit_failed(exc)
         finally:
             self.runtime.metrics.store_commit_seconds.observe(time.perf_counter() - t0)
         self.runtime.metrics.store_batch_rows.observe(rows)
@@ -140,24 +142,37 @@ class StoreActor(TaktActor):
         for reply, written in waiting:
             reply(len(written), None)
 
+    def _fail_waiting(self, error: BaseException) -> None:
+        waiting, self.waiting = self.waiting, []
+        for reply, _ in waiting:
+            reply(None, error)
+
+    def _commit_failed(self, exc: StateError) -> NoReturn:
+        """Not a bad row but the disk or the database: tell every unacked writer, fail the store."""
+        failure = CommitFailed(str(exc))
+        self._fail_waiting(failure)
+        raise failure from exc
+
     def _commit_one_by_one(self) -> None:
         """A bad row spoils its group; isolate it so every other writer still gets its ack."""
         self.log.warning("a write broke a constraint; committing %d writers one by one",
                          len(self.waiting))
         journal_rows, self.journal_rows = self.journal_rows, []
-        if self._commit_alone(journal_rows) is not None:
-            for row in journal_rows:  # find the event(s) the journal refuses
-                error = self._commit_alone([row])
-                if error is not None:
-                    self._lost(row.seq, row.topic, row.source, error)
+        try:
+            if self._commit_alone(journal_rows) is not None:
+                for row in journal_rows:  # find the event(s) the journal refuses
+                    error = self._commit_alone([row])
+                    if error is not None:
+                        self._lost(row.seq, row.topic, row.source, error)
+        except StateError as exc:
+            self._commit_failed(exc)
         waiting, self.waiting = self.waiting, []
         for done, (reply, rows) in enumerate(waiting):
             try:
                 error = self._commit_alone(rows)
-            except StateError:
-                # Not a bad row: the store fails, and failed() answers whoever is still waiting.
-                self.waiting = waiting[done:]
-                raise
+            except StateError as exc:
+                self.waiting = waiting[done:]  # not answered yet
+                self._commit_failed(exc)
             if error is None:
                 reply(len(rows), None)
             else:

@@ -25,6 +25,7 @@ async def test_journal_pages_by_seq_and_filters_by_topic(
     with trio.fail_after(10):
         while True:
             r = await client.get("/api/v1/journal?topic=command.&limit=2", headers=auth)
+            assert r.status_code == 200, await r.get_data()
             page = await r.get_json()
             if len(page["items"]) == 2:
                 break
