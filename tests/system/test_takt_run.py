@@ -37,6 +37,11 @@ poll_interval_ms = 20
 """
 
 
+@pytest.fixture
+def sim_port() -> int:
+    return free_port()
+
+
 @dataclass
 class Running:
     takt: Proc
