@@ -50,6 +50,7 @@ class BusStatistics(msgspec.Struct, frozen=True, kw_only=True):
     last_seq: int
     subscribers: list[SubscriberStatistics]
     dropped_closed: int  # drops of subscribers that are gone, so totals never go down
+    unjournaled: int  # durable events published while no journal writer was subscribed
 
 
 def _compile(patterns: Iterable[str]) -> tuple[list[str], Any]:
@@ -114,6 +115,7 @@ class _ActorSubscription(_Subscription):
             self.ref.tell(event)
         except pykka.ActorDeadError:
             self.inflight.done()
+            self.dropped += 1  # its subscriber died: this event is lost to it, and counted
             self.closed = True
             return
         self.delivered += 1
@@ -178,6 +180,7 @@ class Bus:
         self._retained: dict[str, Event] = {}
         self._names = itertools.count(1)
         self._dropped_closed = 0
+        self._unjournaled = 0
 
     @property
     def last_seq(self) -> int:
@@ -197,14 +200,20 @@ class Bus:
             if subs is None:
                 subs = tuple(s for s in self._subs if s.matches(topic))
                 self._route_cache[topic] = subs
-            dead = False
+            dead = journaled = False
             for sub in subs:
-                if sub.durable_only and not durable:
-                    continue
+                if sub.durable_only:
+                    if not durable:
+                        continue
+                    journaled = True
                 sub.offer(event)
                 dead = dead or sub.closed
             if dead:
                 self._drop_closed()
+            if durable and not journaled:
+                # The store is down or restarting: the journal will have a hole at this
+                # seq. Counted, never silent.
+                self._unjournaled += 1
         return event
 
     def subscribe_actor(
@@ -253,6 +262,7 @@ class Bus:
                 last_seq=self._seq,
                 subscribers=[s.statistics() for s in self._subs],
                 dropped_closed=self._dropped_closed,
+                unjournaled=self._unjournaled,
             )
 
     def _add(self, sub: _Subscription) -> None:

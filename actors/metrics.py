@@ -47,6 +47,11 @@ class _RuntimeCollector(Collector):
         for s in stats.subscribers:
             drops.add_metric([s.name], s.dropped)
         yield drops
+        unjournaled = CounterMetricFamily(
+            "takt_bus_unjournaled", "Durable events published while no journal writer listened"
+        )
+        unjournaled.add_metric([], stats.unjournaled)
+        yield unjournaled
 
 
 class Metrics:

@@ -109,3 +109,20 @@ def test_retained_gives_the_last_event_per_topic(runtime: Runtime) -> None:
     snap = runtime.bus.retained(["device.plc.*"])
     assert [(e.topic, e.data) for e in snap] == [
         ("device.plc.a.signal", 2), ("device.plc.b.signal", "b")]
+
+
+def test_durable_events_nobody_journals_are_counted(runtime: Runtime) -> None:
+    runtime.bus.publish("command.api", {"n": 1}, durable=True)
+    ref = Probe.start(runtime, "journal")
+    sub = runtime.bus.subscribe_actor(["*"], ref, durable_only=True, name="journal")
+    runtime.bus.publish("command.api", {"n": 2}, durable=True)
+    runtime.bus.publish("device.x", {"n": 3})  # not durable: not the journal's business
+    assert runtime.wait_idle(5)
+    assert [e.data["n"] for e in ref.proxy().events.get()] == [2]
+    ref.stop()
+    runtime.bus.publish("command.api", {"n": 4}, durable=True)  # the writer died
+    runtime.bus.publish("command.api", {"n": 5}, durable=True)  # and nobody replaced it
+    stats = runtime.bus.statistics()
+    assert stats.unjournaled == 2  # n=1 and n=5; n=4 is the dead subscriber's counted drop
+    assert stats.dropped_closed == 1
+    assert sub.closed

@@ -94,6 +94,7 @@ async def test_metrics_exposition(client: Any) -> None:
     text = (await r.get_data()).decode()
     for name in ("takt_actor_mailbox_depth{actor=\"store\"}", "takt_actor_handled_total",
                  "takt_actor_restarts_total", "takt_bus_dropped_total",
+                 "takt_bus_unjournaled_total",
                  "takt_store_commit_seconds_bucket", "takt_http_request_seconds_bucket"):
         assert name in text, name
 
