@@ -29,12 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 import trio_websocket
 from _support.common import (
     bound_port,
     emit,
+    login,
     machine,
     parse_args,
     read_ready,
@@ -142,14 +142,6 @@ def serve_plc_child() -> None:
 
 
 # --- client (this process) -----------------------------------------------------------------
-
-
-def _login(port: int, password: str) -> str:
-    r = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/login",
-                   json={"username": "admin", "password": password}, timeout=10)
-    r.raise_for_status()
-    token: str = r.json()["access_token"]
-    return token
 
 
 class Frames:
@@ -283,7 +275,7 @@ def main() -> None:
                              "--data-dir", str(Path(tmp) / "data")], stdin=True)
             children.append(station)
             port_s, password = read_ready(station)
-            token = _login(int(port_s), password)
+            token = login(int(port_s), password)
             r = trio.run(_client, int(port_s), token, station, plc, seconds)
             for child in reversed(children):
                 stop_child(child)

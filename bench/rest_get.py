@@ -30,6 +30,7 @@ import trio
 from _support.common import (
     bound_port,
     emit,
+    login,
     machine,
     parse_args,
     ratio,
@@ -83,10 +84,7 @@ def serve_takt(plc_port: int, data_dir: Path) -> None:
 
 
 def _login(port: int, password: str) -> str:
-    r = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/login",
-                   json={"username": "admin", "password": password}, timeout=10)
-    r.raise_for_status()
-    token: str = r.json()["access_token"]
+    token = login(port, password)
     check = httpx.get(f"http://127.0.0.1:{port}/api/v1/plcs/line1",
                       headers={"Authorization": f"Bearer {token}"}, timeout=10)
     check.raise_for_status()

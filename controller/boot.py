@@ -8,6 +8,7 @@ find them on their first connect.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import secrets
@@ -221,6 +222,9 @@ def run(config: StationConfig, data_dir: Path, host: str, port: int) -> int:
     finally:
         log.info("stopping")
         station.stop()
+        # Free the database objects that reference cycles still hold (request contexts,
+        # tracebacks) now, while duckdb can release them, not in interpreter teardown.
+        gc.collect()
     if station.failed.is_set():
         print("Takt stopped: the station supervisor gave up (see the log)", file=sys.stderr)
         return 1

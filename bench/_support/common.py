@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 from hypercorn.config import Config as HypercornConfig
 
@@ -213,3 +214,12 @@ def read_ready(proc: subprocess.Popen[str], timeout_s: float = 30.0) -> list[str
             return line.split()[1:]
     raise RuntimeError("child did not get READY in time")
 
+
+
+def login(port: int, password: str) -> str:
+    """Log in as admin on a station at 127.0.0.1:port; the access token."""
+    r = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/login",
+                   json={"username": "admin", "password": password}, timeout=10)
+    r.raise_for_status()
+    token: str = r.json()["access_token"]
+    return token

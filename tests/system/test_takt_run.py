@@ -63,6 +63,9 @@ def station(tmp_path: Path, sim_port: int) -> Iterator[Running]:
     yield running
     running.sim.stop()
     assert takt.stop(signal.SIGINT) == 0  # Ctrl-C: a clean stop
+    assert takt.p.stderr is not None
+    log = takt.p.stderr.read()
+    assert "stopping" in log and "Traceback" not in log and "leaked" not in log, log[-3000:]
 
 
 async def wait_health(http: httpx.AsyncClient, state: str) -> dict[str, Any]:
