@@ -15,8 +15,9 @@ from typing import Any, NoReturn
 import duckdb
 import msgspec
 
-from actors.base import TaktActor, handles
+from actors.base import handles
 from actors.bus import Event
+from actors.database import DatabaseActor
 from actors.runtime import Reply, Runtime
 from state.batch import WriteBatch, checkpoint, commit_batch
 from state.errors import ConstraintError, StateError
@@ -41,7 +42,7 @@ class CommitFailed(StateError):
     """A commit failed for a reason other than a bad row (disk, I/O, the database itself)."""
 
 
-class StoreActor(TaktActor):
+class StoreActor(DatabaseActor):
     critical = True
     # commit_batch raises duckdb's errors as StateError, so a failed commit fails the store as
     # CommitFailed; other StateErrors (a Flush that cannot checkpoint now) go to their caller.
@@ -49,14 +50,12 @@ class StoreActor(TaktActor):
 
     def __init__(self, runtime: Runtime, name: str, database: duckdb.DuckDBPyConnection, *,
                  max_batch: int = 5000, **kw: Any) -> None:
-        super().__init__(runtime, name, **kw)
-        self.database = database
+        super().__init__(runtime, name, database, **kw)
         self.max_batch = max_batch
         self.batch = WriteBatch()
         # Writers to ack after the commit, with their rows in case one must be isolated.
         self.waiting: list[tuple[Reply, Sequence[msgspec.Struct]]] = []
         self.journal_rows: list[JournalRow] = []
-        self.con: duckdb.DuckDBPyConnection | None = None
         # Subscribed here, not in started(): start() returns before started() runs, and a
         # durable event published in between would never reach the journal. Events that come
         # early wait in the mailbox. Large bound: a dropped one would be a gap in the journal.
@@ -65,20 +64,16 @@ class StoreActor(TaktActor):
             durable_only=True,
         )
 
-    def started(self) -> None:
-        self.con = self.database.cursor()
-        super().started()
-
     def stopping(self) -> None:
-        self._commit()
-        if self.con is not None:
+        try:
+            self._commit()
             checkpoint(self.con)
-            self.con.close()
+        finally:
+            super().stopping()
 
     def failed(self, error: BaseException) -> None:
         self._fail_waiting(error)
-        if self.con is not None:
-            self.con.close()
+        super().failed(error)
 
     @handles(Write, deferred=True)
     def _write(self, msg: Write, reply: Reply) -> None:
@@ -109,7 +104,6 @@ class StoreActor(TaktActor):
     @handles(Flush)
     def _flush(self, _: Flush) -> None:
         self._commit()
-        assert self.con is not None
         checkpoint(self.con)
 
     def _maybe_commit(self) -> None:
@@ -120,7 +114,6 @@ class StoreActor(TaktActor):
         if not self.batch:
             self._ack_waiting()  # writes of no rows: nothing to wait for
             return
-        assert self.con is not None
         rows = len(self.batch)
         t0 = time.perf_counter()
         try:
@@ -182,7 +175,6 @@ class StoreActor(TaktActor):
 
     def _commit_alone(self, rows: Sequence[msgspec.Struct]) -> ConstraintError | None:
         """Commit rows in a transaction of their own; the constraint they break, if any."""
-        assert self.con is not None
         self.batch.clear()
         self.batch.extend(rows)
         try:
