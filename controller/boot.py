@@ -41,6 +41,7 @@ from controller.clock import RealClock
 from controller.config import Protocol, StationConfig
 from controller.supervision import Backoff, RestartIntensity, Strategy
 from state.connection import open_database
+from state.errors import StateError
 from state.journal import max_journal_seq
 
 __all__ = ["Station", "serve_station", "start_station"]
@@ -205,6 +206,11 @@ def run(config: StationConfig, data_dir: Path, host: str, port: int) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         station = start_station(config, data_dir)
+    except (OSError, StateError) as exc:
+        # A port in use, a data dir another takt holds: the user's to fix, not a crash.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        print(f"takt: cannot start: {exc}", file=sys.stderr)
+        return 1
     except BaseException:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         raise
@@ -219,6 +225,12 @@ def run(config: StationConfig, data_dir: Path, host: str, port: int) -> int:
 
     try:
         trio.run(serve_station, station, host, port, ready)
+    except* OSError as group:
+        reasons = "; ".join(str(e) for e in group.exceptions)
+        print(f"takt: cannot serve on {host}:{port}: {reasons}", file=sys.stderr)
+        return_code = 1
+    else:
+        return_code = 1 if station.failed.is_set() else 0
     finally:
         log.info("stopping")
         station.stop()
@@ -227,5 +239,4 @@ def run(config: StationConfig, data_dir: Path, host: str, port: int) -> int:
         gc.collect()
     if station.failed.is_set():
         print("Takt stopped: the station supervisor gave up (see the log)", file=sys.stderr)
-        return 1
-    return 0
+    return return_code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,3 +154,33 @@ def test_ctrl_c_during_start_up_still_stops_everything(tmp_path: Path) -> None:
         finally:
             takt.stop(signal.SIGKILL)
         assert code == 0, (moment, code, takt.p.stderr.read()[-3000:])
+
+
+def test_ports_in_use_and_a_held_data_dir_get_one_clear_line(tmp_path: Path) -> None:
+    sim_port = free_port()
+    demo = Path("sim/stations/demo.toml").read_text().replace("5020", str(sim_port))
+    config = tmp_path / "demo.toml"
+    config.write_text(demo)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([*TAKT, "run", "--config", str(config), "--data-dir",
+                            str(tmp_path / "a"), "--port", str(port)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1
+    assert f"takt: cannot serve on 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr
+    # A second station on a data dir the first one holds.
+    first = start_takt(config, tmp_path / "b", free_port())
+    try:
+        other = tmp_path / "other.toml"
+        other.write_text(demo.replace(str(sim_port), str(free_port())))
+        r = subprocess.run([*TAKT, "run", "--config", str(other), "--data-dir",
+                            str(tmp_path / "b"), "--port", str(free_port())],
+                           capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 1
+        assert "takt: cannot start: cannot open database" in r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        assert first.stop(signal.SIGINT) == 0
