@@ -31,6 +31,7 @@ from _support.common import emit, machine, parse_args, ratio, summary
 from actors.bridge import ask
 from actors.runtime import Runtime, call
 from actors.store import StoreActor, Write
+from controller.boot import freeze_startup_heap, release_heap
 from controller.clock import RealClock
 from state.batch import WriteBatch, commit_batch
 from state.connection import open_database
@@ -118,6 +119,7 @@ def _start_store(folder: Path, threshold: str) -> tuple[Runtime, Any, Any, WalWa
     runtime = Runtime(clock=RealClock())
     store = StoreActor.start(runtime, "store", db, max_batch=MAX_BATCH)
     runtime.wait_idle(5)
+    freeze_startup_heap()  # as `takt run` does once the station is up
     watch = WalWatch(folder / "takt.duckdb.wal").start()
     return runtime, store, db, watch
 
@@ -127,6 +129,7 @@ def _stop_store(runtime: Runtime, store: Any, db: Any, watch: WalWatch) -> None:
     store.stop(block=True)
     db.close()
     runtime.clock.close()
+    release_heap()
 
 
 def run_trio(folder: Path, threshold: str, min_s: float, max_s: float) -> dict[str, Any]:
