@@ -2,7 +2,7 @@
 
 Three processes on loopback, so no one's GIL skews another's clock readings:
 - station (child): `start_station` with PLC `line1` polling a Modbus simulator every 5 ms,
-  the facade served on hypercorn (trio) like `serve_station`;
+  the facade served by `controller.boot.serve_station`, as `takt run` serves it;
 - PLC (child): `ModbusPlcSimulator` and a changer writing holding register 0 (`counter`)
   with 1, 2, 3 ... at 1 kHz; it keeps the wall-clock time of each change (side table by value);
 - client (this process): one `/ws?token=` connection (trio-websocket) subscribed to
@@ -32,13 +32,12 @@ from typing import Any
 import trio
 import trio_websocket
 from _support.common import (
-    bound_port,
     emit,
     login,
     machine,
     parse_args,
     read_ready,
-    serve_app,
+    serve_as_takt_run,
     spawn,
     station_toml,
     stop_child,
@@ -71,7 +70,6 @@ def _paced(rate_hz: int, seconds: float, step: Any) -> tuple[int, float]:
 
 
 def serve_station_child(plc_port: int, data_dir: Path) -> None:
-    from api.app import create_app
     from controller.boot import start_station
     from controller.config import parse_config
 
@@ -88,15 +86,7 @@ def serve_station_child(plc_port: int, data_dir: Path) -> None:
                 print(f"PUBLISHED {n} {elapsed:.4f}", flush=True)
 
     threading.Thread(target=commands, name="bench-commands", daemon=True).start()
-    app = create_app(station.runtime, station.config, station.token_secret)
-
-    def ready(binds: list[str]) -> None:
-        print(f"READY {bound_port(binds)} {station.admin_password}", flush=True)
-
-    try:
-        trio.run(serve_app, app, ready)
-    finally:
-        station.stop()
+    serve_as_takt_run(station)
 
 
 # --- PLC child ---------------------------------------------------------------------------

@@ -1,16 +1,16 @@
 """REST GET through the facade and the actors, against a bare quart-trio route on hypercorn.
 
 Takt side: a real station (store, auth, monitor, PLC actor `line1` polling a Modbus simulator
-every 50 ms) served by `api.app.create_app` on hypercorn's trio worker with the config of
-`serve_station`; the load is `GET /api/v1/plcs/line1` with a bearer token from the real login
-(JWT check, then asks to the monitor and the PLC actor through the trio bridge).
+every 50 ms) served by `controller.boot.serve_station`, as `takt run` serves it; the load is
+`GET /api/v1/plcs/line1` with a bearer token from the real login (JWT check, then an ask to
+the PLC actor through the trio bridge).
 Baseline: a bare QuartTrio app with one route returning a small JSON body (encoded with
-msgspec like the facade's), on the same hypercorn config. Each server runs in its own child
-process; the load generator (bench/_support/loadgen.py: a fixed number of keep-alive
-HTTP/1.1 connections, closed loop) in another. Both servers stay up; short load windows
-alternate between them, and the budget figure is the median over window pairs of takt/bare
-requests/s. Diagnostic, same rotation: the open `GET /api/v1/health` (no JWT, one ask).
-Budget: Takt >= 70% of the bare requests/s.
+msgspec like the facade's), served by the same `controller.boot.serve_app` loop. Each server
+runs in its own child process; the load generator (bench/_support/loadgen.py: a fixed number
+of keep-alive HTTP/1.1 connections, closed loop) in another. Both servers stay up; short
+load windows alternate between them, and the budget figure is the median over window pairs
+of takt/bare requests/s. Diagnostic, same rotation: the open `GET /api/v1/health` (no JWT,
+one ask). Budget: Takt >= 70% of the bare requests/s.
 Run: .venv/bin/python bench/rest_get.py [--quick]
 """
 
@@ -35,7 +35,7 @@ from _support.common import (
     parse_args,
     ratio,
     read_ready,
-    serve_app,
+    serve_as_takt_run,
     spawn,
     station_toml,
     stop_child,
@@ -62,25 +62,17 @@ def serve_bare() -> None:
     def ready(binds: list[str]) -> None:
         print(f"READY {bound_port(binds)}", flush=True)
 
-    trio.run(serve_app, app, ready)
+    from controller.boot import serve_app  # the very server loop `takt run` uses
+
+    trio.run(serve_app, app, "127.0.0.1", 0, ready)
 
 
 def serve_takt(plc_port: int, data_dir: Path) -> None:
-    from api.app import create_app
     from controller.boot import start_station
     from controller.config import parse_config
 
     config = parse_config(station_toml(plc_port, POLL_MS), "bench.toml")
-    station = start_station(config, data_dir)
-    app = create_app(station.runtime, station.config, station.token_secret)
-
-    def ready(binds: list[str]) -> None:
-        print(f"READY {bound_port(binds)} {station.admin_password}", flush=True)
-
-    try:
-        trio.run(serve_app, app, ready)
-    finally:
-        station.stop()
+    serve_as_takt_run(start_station(config, data_dir))
 
 
 def _login(port: int, password: str) -> str:

@@ -44,7 +44,15 @@ from state.connection import open_database
 from state.errors import StateError
 from state.journal import max_journal_seq
 
-__all__ = ["Station", "freeze_startup_heap", "release_heap", "serve_station", "start_station"]
+__all__ = [
+    "Station",
+    "freeze_startup_heap",
+    "hypercorn_config",
+    "release_heap",
+    "serve_app",
+    "serve_station",
+    "start_station",
+]
 
 log = logging.getLogger("takt.boot")
 
@@ -159,10 +167,7 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
     return station
 
 
-async def serve_station(station: Station, host: str, port: int,
-                        on_ready: Callable[[list[str]], None]) -> None:
-    """Serve the facade until SIGINT/SIGTERM or until the root supervisor gives up."""
-    app = create_app(station.runtime, station.config, station.token_secret)
+def hypercorn_config(host: str, port: int) -> HypercornConfig:
     cfg = HypercornConfig()
     cfg.bind = [f"{host}:{port}"]
     cfg.accesslog = None
@@ -170,6 +175,13 @@ async def serve_station(station: Station, host: str, port: int,
     cfg.websocket_max_message_size = 64 * 1024
     cfg.graceful_timeout = 3.0
     cfg.keep_alive_timeout = 75.0
+    return cfg
+
+
+async def serve_app(app: Any, host: str, port: int, on_ready: Callable[[list[str]], None],
+                    *, failed: threading.Event | None = None) -> None:
+    """Serve an ASGI app on hypercorn (trio) until SIGINT/SIGTERM, or until `failed` is set."""
+    cfg = hypercorn_config(host, port)
     stop = trio.Event()
 
     async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -181,8 +193,8 @@ async def serve_station(station: Station, host: str, port: int,
                 stop.set()
                 return
 
-    async def watch_failure() -> None:
-        await trio.to_thread.run_sync(station.failed.wait, abandon_on_cancel=True)
+    async def watch_failure(event: threading.Event) -> None:
+        await trio.to_thread.run_sync(event.wait, abandon_on_cancel=True)
         stop.set()
 
     async with trio.open_nursery() as nursery:
@@ -192,8 +204,16 @@ async def serve_station(station: Station, host: str, port: int,
             nursery.cancel_scope.cancel()  # served its last request: stop the watchers
 
         await nursery.start(watch_signals)
-        nursery.start_soon(watch_failure)
+        if failed is not None:
+            nursery.start_soon(watch_failure, failed)
         on_ready(await nursery.start(server))
+
+
+async def serve_station(station: Station, host: str, port: int,
+                        on_ready: Callable[[list[str]], None]) -> None:
+    """Serve the facade until SIGINT/SIGTERM or until the root supervisor gives up."""
+    app = create_app(station.runtime, station.config, station.token_secret)
+    await serve_app(app, host, port, on_ready, failed=station.failed)
 
 
 def freeze_startup_heap() -> None:

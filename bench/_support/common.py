@@ -7,9 +7,7 @@ a station config for benchmarks, and the READY handshake with server subprocesse
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import logging
 import math
 import os
 import platform
@@ -17,26 +15,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
-from hypercorn.config import Config as HypercornConfig
 
 __all__ = [
     "BENCH_DIR",
     "PYTHON",
     "bound_port",
     "emit",
-    "hypercorn_config",
     "machine",
     "parse_args",
     "pct",
     "ratio",
     "read_ready",
-    "serve_app",
+    "serve_as_takt_run",
     "spawn",
     "station_toml",
     "stop_child",
@@ -98,18 +94,6 @@ def emit(report: dict[str, Any]) -> None:
     print(json.dumps(report, indent=2), flush=True)
 
 
-def hypercorn_config(host: str = "127.0.0.1", port: int = 0) -> HypercornConfig:
-    """The settings `controller.boot.serve_station` uses, on a free loopback port."""
-    cfg = HypercornConfig()
-    cfg.bind = [f"{host}:{port}"]
-    cfg.accesslog = None
-    cfg.errorlog = logging.getLogger("hypercorn.error")
-    cfg.websocket_max_message_size = 64 * 1024
-    cfg.graceful_timeout = 3.0
-    cfg.keep_alive_timeout = 75.0
-    return cfg
-
-
 def station_toml(plc_port: int, poll_interval_ms: int, *, group_commit_max: int = 5000) -> str:
     """A station with one Modbus PLC `line1` (a few input tags) on a simulator at plc_port."""
     return f"""
@@ -153,25 +137,20 @@ timeout_ms = 500
 """
 
 
-async def serve_app(app: Any, on_ready: Callable[[list[str]], None]) -> None:
-    """Serve an ASGI app like `serve_station` until SIGTERM/SIGINT; on_ready gets the binds."""
-    from hypercorn.trio import serve
+def serve_as_takt_run(station: Any) -> None:
+    """Serve a started station exactly as `takt run` does (heap frozen, same hypercorn
+    settings, same stop handling), printing `READY <port> <admin password>` once bound."""
+    from controller.boot import freeze_startup_heap, release_heap, serve_station
 
-    stop = trio.Event()
+    def ready(binds: list[str]) -> None:
+        print(f"READY {bound_port(binds)} {station.admin_password}", flush=True)
 
-    async def watch() -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for _ in signals:
-                stop.set()
-                return
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch)
-        binds = await nursery.start(
-            functools.partial(serve, app, hypercorn_config(), shutdown_trigger=stop.wait))
-        on_ready(binds)
-        await stop.wait()
-        nursery.cancel_scope.cancel()
+    freeze_startup_heap()
+    try:
+        trio.run(serve_station, station, "127.0.0.1", 0, ready)
+    finally:
+        station.stop()
+        release_heap()
 
 
 def bound_port(binds: list[str]) -> int:
