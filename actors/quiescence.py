@@ -70,10 +70,6 @@ class InFlight:
             sent = self._retired_sent + sum(c.sent for c in self._all)
         return sent - done
 
-    @property
-    def idle(self) -> bool:
-        return self.count == 0
-
     def wait_idle(self, timeout: float | None = 10.0) -> bool:
         """Block until nothing is in flight; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -217,7 +217,7 @@ def test_random_failures_match_the_model(seq: list[tuple[str, float]], max_resta
         for child, gap in seq:
             clock.run_until_idle(runtime.wait_idle, until_us=clock.now_us() + int(gap * 1e6))
             try:
-                ref = runtime.directory.get(child)
+                runtime.directory.get(child)
             except ActorUnavailable:
                 continue  # still in backoff: nothing to crash
             crash(runtime, child)
@@ -227,7 +227,6 @@ def test_random_failures_match_the_model(seq: list[tuple[str, float]], max_resta
                 escalated = True
                 break
             expected[child] += 1
-            assert ref is not None
         clock.run_until_idle(runtime.wait_idle)
         assert bool(escalations) == escalated
         assert sup.is_alive() == (not escalated)
