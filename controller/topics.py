@@ -13,6 +13,8 @@ TOPIC_ROOTS: dict[str, str] = {
     "input": "decoded inputs crossing into Takt from devices, e.g. input.plc.line1",
     "command": "commands from outside (API, HMI, operators), e.g. command.api",
     "health": "component health changes, e.g. health.plc:line1",
+    "inspection": "inspection results, e.g. inspection.demo.result",
+    "coaching": "coaching state of a station, e.g. coaching.demo.state",
 }
 
 
