@@ -103,6 +103,11 @@ class HealthRegistry:
                 durable=HealthState.DOWN in (state, previous),
             )
 
+    def forget(self, name: str) -> None:
+        """Drop a component that was removed from the station (not merely stopped)."""
+        with self._lock:
+            self._records.pop(name, None)
+
     def record_restart(self, name: str) -> int:
         with self._lock:
             rec = self._rec(name)

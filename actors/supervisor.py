@@ -32,7 +32,10 @@ __all__ = [
     "ChildInfo",
     "ChildSpec",
     "ChildStart",
+    "ChildrenChanged",
     "IntensityExceeded",
+    "RestartChild",
+    "SetChildren",
     "Supervisor",
     "WhichChildren",
 ]
@@ -54,17 +57,40 @@ class ChildSpec:
     factory: Callable[[ChildStart], pykka.ActorRef[Any]]
     restart: Restart = Restart.PERMANENT
     shutdown_s: float = 5.0
+    # What the child is built from (its config): SetChildren keeps a running child whose
+    # key is unchanged and replaces one whose key differs.
+    key: Any = None
 
     @classmethod
     def of(cls, actor: type[TaktActor], id: str, *args: Any, restart: Restart = Restart.PERMANENT,
-           shutdown_s: float = 5.0, **kwargs: Any) -> ChildSpec:
+           shutdown_s: float = 5.0, key: Any = None, **kwargs: Any) -> ChildSpec:
         """A spec that starts `actor(runtime, id, *args, parent=..., generation=..., **kwargs)`."""
 
         def factory(s: ChildStart) -> pykka.ActorRef[Any]:
             return actor.start(s.runtime, s.name, *args, parent=s.parent,
                                generation=s.generation, **kwargs)
 
-        return cls(id=id, factory=factory, restart=restart, shutdown_s=shutdown_s)
+        return cls(id=id, factory=factory, restart=restart, shutdown_s=shutdown_s, key=key)
+
+
+class SetChildren(msgspec.Struct, frozen=True, tag=True):
+    """Make the children whose id starts with `prefix` exactly `specs`, in place: children
+    with an unchanged key keep running, changed ones are replaced, missing ones stopped."""
+
+    prefix: str
+    specs: tuple[Any, ...]  # ChildSpec
+
+
+class ChildrenChanged(msgspec.Struct, frozen=True, kw_only=True):
+    started: list[str]
+    stopped: list[str]
+    kept: list[str]
+
+
+class RestartChild(msgspec.Struct, frozen=True, tag=True):
+    """Start a child that is waiting out its backoff now (a user asked to retry)."""
+
+    id: str
 
 
 class WhichChildren(msgspec.Struct, frozen=True, tag=True):
@@ -185,6 +211,47 @@ class Supervisor(TaktActor):
                 child.restarts += 1
                 self.runtime.health.record_restart(child_id)
                 self._start(child)
+
+    @handles(SetChildren)
+    def _set_children(self, msg: SetChildren) -> ChildrenChanged:
+        wanted: dict[str, ChildSpec] = {spec.id: spec for spec in msg.specs}
+        if any(not i.startswith(msg.prefix) for i in wanted):
+            raise ValueError(f"every child id must start with {msg.prefix!r}")
+        stopped, kept = [], []
+        for child_id, child in list(self.children.items()):
+            if not child_id.startswith(msg.prefix):
+                continue
+            spec = wanted.get(child_id)
+            if spec is not None and spec.key is not None and spec.key == child.spec.key:
+                kept.append(child_id)
+                continue
+            self._stop_child(child)
+            del self.children[child_id]
+            if spec is None:
+                self.runtime.health.forget(child_id)
+            stopped.append(child_id)
+        started = []
+        for child_id, spec in wanted.items():
+            if child_id not in self.children:
+                child = self.children[child_id] = _Child(spec)
+                self._start(child)
+                started.append(child_id)
+        if stopped or started:
+            self.log.info("children changed: started %s, stopped %s", started, stopped)
+        return ChildrenChanged(started=started, stopped=stopped, kept=kept)
+
+    @handles(RestartChild)
+    def _restart_child(self, msg: RestartChild) -> bool:
+        """True when the child was down and is being started now."""
+        child = self.children.get(msg.id)
+        if child is None:
+            raise KeyError(msg.id)
+        if child.ref is not None:
+            return False
+        child.restarts += 1
+        self.runtime.health.record_restart(msg.id)
+        self._start(child)
+        return True
 
     @handles(WhichChildren)
     def _which_children(self, _: WhichChildren) -> list[ChildInfo]:

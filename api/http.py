@@ -69,9 +69,14 @@ def field_errors(exc: msgspec.ValidationError) -> list[FieldError]:
     return [FieldError(field=path or "body", message=message)]
 
 
-def body(model: type[T]) -> Callable[[Handler], Handler]:
-    """Decode the JSON body into `model` and pass it as `data=`."""
-    decoder = msgspec.json.Decoder(model)
+def body(model: type[T], *, raw: bool = False) -> Callable[[Handler], Handler]:
+    """Decode the JSON body into `model` and pass it as `data=`.
+
+    With `raw`, the body is passed as plain JSON data and `model` only documents it: for
+    config sections, which the config checker validates so that every problem is reported
+    at once with its field path, not just the first one msgspec meets.
+    """
+    decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Any if raw else model)
 
     def wrap(fn: Handler) -> Handler:
         @functools.wraps(fn)

@@ -1,6 +1,7 @@
 """Boot: open the store, build the supervision tree, start the facade, stop in reverse.
 
-    root (rest_for_one): store -> auth -> query:* -> monitor -> devices (one_for_one: plc:*)
+    root (rest_for_one): store -> auth -> query:* -> monitor -> config
+                         -> devices (one_for_one: plc:*, gpio) -> gateway:modbus, gateway:opcua
 
 The simulated devices of a demo station start first, in-process, so the PLC actors
 find them on their first connect.
@@ -29,8 +30,9 @@ from hypercorn.trio import serve
 
 from actors.auth import AuthActor, EnsureAdmin
 from actors.bus import Bus
+from actors.config import ConfigActor
+from actors.devices import device_specs
 from actors.monitor import Monitor
-from actors.plc import PlcActor
 from actors.query import QueryActor
 from actors.quiescence import InFlight
 from actors.runtime import Runtime, call
@@ -38,11 +40,13 @@ from actors.store import Flush, StoreActor
 from actors.supervisor import ChildSpec, Supervisor, WhichChildren
 from api.app import create_app
 from controller.clock import RealClock
-from controller.config import Protocol, StationConfig
+from controller.config import ConfigError, StationConfig
+from controller.overrides import effective_config
 from controller.supervision import Backoff, RestartIntensity, Strategy
 from state.connection import open_database
 from state.errors import StateError
 from state.journal import max_journal_seq
+from state.settings import load_overrides
 
 __all__ = [
     "Station",
@@ -96,11 +100,34 @@ def _secret_file(path: Path, make: Callable[[], bytes]) -> tuple[bytes, bool]:
     return value, True
 
 
-def _device_specs(config: StationConfig) -> list[ChildSpec]:
+def _effective_config(config: StationConfig, database: duckdb.DuckDBPyConnection
+                      ) -> tuple[StationConfig, list[str]]:
+    """The file config with the overrides stored by the API; a stale override (one the
+    current file or rules reject) is logged and left out, not allowed to stop the station."""
+    overrides = load_overrides(database)
+    if not overrides:
+        return config, []
+    try:
+        return effective_config(config, overrides), sorted(overrides)
+    except ConfigError as exc:
+        log.error("stored config overrides %s no longer apply; using the file as it is:\n%s",
+                  sorted(overrides), exc)
+        return config, []
+
+
+def _gateway_specs(config: StationConfig) -> list[ChildSpec]:
     specs = []
-    for plc in config.plcs:
-        if plc.enabled and plc.protocol is Protocol.MODBUS_TCP:
-            specs.append(ChildSpec.of(PlcActor, f"plc:{plc.name}", plc))
+    modbus, opcua = config.gateways.modbus, config.gateways.opcua
+    if modbus.enabled:
+        from actors.gateway_modbus import ModbusGateway
+
+        specs.append(ChildSpec.of(ModbusGateway, "gateway:modbus", station_id=config.station.id,
+                                  host=modbus.host, port=modbus.port, unit=modbus.unit))
+    if opcua.enabled:
+        from actors.gateway_opcua import OpcuaGateway
+
+        specs.append(ChildSpec.of(OpcuaGateway, "gateway:opcua", station_id=config.station.id,
+                                  host=opcua.host, port=opcua.port, path=opcua.path))
     return specs
 
 
@@ -116,6 +143,7 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
     data_dir.mkdir(parents=True, exist_ok=True)
     log.info("starting station %r in %s", config.station.id, data_dir)
     database = open_database(data_dir / "takt.duckdb")
+    config, overridden = _effective_config(config, database)
     clock = RealClock()
     inflight = InFlight()
     # Seq continues after the journal's last entry, so journal keys never collide.
@@ -130,7 +158,7 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
         failed.set()
 
     devices = ChildSpec.of(
-        Supervisor, "devices", _device_specs(config),
+        Supervisor, "devices", device_specs(config),
         strategy=Strategy.ONE_FOR_ONE,
         intensity=RestartIntensity(sup.max_restarts, sup.within_s),
         backoff=Backoff(sup.backoff_min_s, sup.backoff_max_s, sup.backoff_jitter, sup.stable_s),
@@ -144,7 +172,9 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
             *(ChildSpec.of(QueryActor, f"query:{i}", database)
               for i in range(config.store.query_workers)),
             ChildSpec.of(Monitor, "monitor"),
+            ChildSpec.of(ConfigActor, "config", database, config, overridden),
             devices,
+            *_gateway_specs(config),
         ],
         strategy=Strategy.REST_FOR_ONE,
         intensity=RestartIntensity(5, 60.0),

@@ -1,39 +1,71 @@
 """The station configuration (TOML): its schema, how it is loaded, and the checks it must pass.
 
 Every problem in a file is reported at once, each with its line and dotted key, so an
-engineer fixes a config in one pass instead of one error per start attempt.
+engineer fixes a config in one pass instead of one error per start attempt. The PLC
+tables live in `controller.plc_config`; the checking machinery in `controller.config_check`.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
-import math
 import re
 import tomllib
-import types
-import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime, time
-from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
+from controller.config_check import (
+    ConfigError,
+    ConfigIssue,
+    Problems,
+    check_table,
+    duplicate_names,
+    table_rule,
+)
 from controller.config_lines import index_key, join_key, key_lines, line_of
+from controller.plc_config import (
+    IMPLEMENTED_PROTOCOLS,
+    UNSUPPORTED_PROTOCOLS,
+    BindingMode,
+    DeadbandType,
+    Direction,
+    Endianness,
+    HandshakeConfig,
+    HandshakeRole,
+    HeartbeatConfig,
+    Parity,
+    PlcConfig,
+    Protocol,
+    RegisterKind,
+    SerialConfig,
+    TagBinding,
+    ValueType,
+)
 
 __all__ = [
     "IMPLEMENTED_PROTOCOLS",
     "UNSUPPORTED_PROTOCOLS",
+    "BindingMode",
     "ConfigError",
     "ConfigIssue",
+    "DeadbandType",
     "Direction",
     "Endianness",
+    "GatewaysConfig",
+    "GpioConfig",
+    "GpioPoint",
+    "HandshakeConfig",
+    "HandshakeRole",
+    "HeartbeatConfig",
+    "ModbusGatewayConfig",
+    "OpcuaGatewayConfig",
+    "Parity",
     "PlcConfig",
     "Protocol",
     "RegisterKind",
+    "SerialConfig",
     "ServerConfig",
     "SimConfig",
     "StationConfig",
@@ -42,64 +74,17 @@ __all__ = [
     "SupervisionConfig",
     "TagBinding",
     "ValueType",
+    "check_station",
     "embedded_demo_config_path",
     "load_config",
     "parse_config",
 ]
 
 Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
-BindingName = Annotated[str, Meta(pattern=r"^[a-z0-9_]{1,64}$")]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 # Bounded so that `inf` (valid TOML) cannot pass as a duration.
 Seconds = Annotated[float, Meta(gt=0, le=86_400)]
-
-
-class Protocol(StrEnum):
-    MODBUS_TCP = "MODBUS_TCP"
-    MODBUS_RTU = "MODBUS_RTU"
-    OPC_UA = "OPC_UA"
-    TCP_SOCKET = "TCP_SOCKET"
-    PROFINET = "PROFINET"
-    ETHERNET_IP = "ETHERNET_IP"
-
-
-# Named in the schema so a config that asks for them gets a clear refusal, not "invalid value".
-UNSUPPORTED_PROTOCOLS = frozenset({Protocol.PROFINET, Protocol.ETHERNET_IP})
-# The one place that says which PLC drivers exist: add a protocol here when its driver lands.
-IMPLEMENTED_PROTOCOLS = frozenset({Protocol.MODBUS_TCP})
-
-
-class RegisterKind(StrEnum):
-    COIL = "coil"
-    DISCRETE_INPUT = "discrete_input"
-    HOLDING_REGISTER = "holding_register"
-    INPUT_REGISTER = "input_register"
-
-
-class ValueType(StrEnum):
-    BOOL = "bool"
-    INT16 = "int16"
-    UINT16 = "uint16"
-    INT32 = "int32"
-    UINT32 = "uint32"
-    FLOAT32 = "float32"
-    STRING = "string"
-
-
-class Endianness(StrEnum):
-    BIG = "big"
-    LITTLE = "little"
-
-
-class Direction(StrEnum):
-    IN = "in"
-    OUT = "out"
-
-
-_BIT_KINDS = frozenset({RegisterKind.COIL, RegisterKind.DISCRETE_INPUT})
-_READ_ONLY_KINDS = frozenset({RegisterKind.DISCRETE_INPUT, RegisterKind.INPUT_REGISTER})
-_TWO_REGISTER_TYPES = frozenset({ValueType.INT32, ValueType.UINT32, ValueType.FLOAT32})
-_LAST_ADDRESS = 65535
+Host = Annotated[str, Meta(min_length=1)]
 
 
 class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -112,7 +97,7 @@ class StationInfo(_Table):
 
 
 class ServerConfig(_Table):
-    host: Annotated[str, Meta(min_length=1)] = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: Port = 8080
     cors_origins: tuple[str, ...] = ()
 
@@ -133,48 +118,51 @@ class SupervisionConfig(_Table):
     stable_s: Seconds = 30.0
 
 
-class TagBinding(_Table):
-    """One PLC tag: where it lives in the device and how its registers decode."""
+class ModbusGatewayConfig(_Table):
+    """Takt's own Modbus TCP server, from which a PLC reads station state (docs/plc-gateway.md)."""
 
-    name: BindingName
-    # No defaults for where and what: a guessed register is read silently and wrongly.
-    kind: RegisterKind
-    address: Annotated[int, Meta(ge=0, le=_LAST_ADDRESS)]
-    type: ValueType
-    count: Annotated[int, Meta(ge=0)] = 0
-    word_order: Endianness = Endianness.BIG
-    byte_order: Endianness = Endianness.BIG
-    scale: float = 1.0
-    direction: Direction = Direction.IN
-    durable: bool = False
-
-    @property
-    def width(self) -> int:
-        """Number of consecutive addresses (bits or registers) the tag occupies."""
-        if self.kind in _BIT_KINDS:
-            return 1
-        if self.type is ValueType.STRING:
-            return max(self.count, 1)
-        return 2 if self.type in _TWO_REGISTER_TYPES else 1
-
-
-class PlcConfig(_Table):
-    name: Name
-    protocol: Protocol = Protocol.MODBUS_TCP
-    host: Annotated[str, Meta(min_length=1)] = "127.0.0.1"
-    port: Port = 502
+    enabled: bool = False
+    host: Host = "127.0.0.1"
+    port: Port = 5020
     unit: Annotated[int, Meta(ge=0, le=247)] = 1
-    poll_interval_ms: Annotated[int, Meta(ge=5, le=60_000)] = 50
-    timeout_ms: Annotated[int, Meta(ge=50, le=30_000)] = 500
-    enabled: bool = True
-    bindings: tuple[TagBinding, ...] = ()
+
+
+class OpcuaGatewayConfig(_Table):
+    """Takt's own OPC-UA server with the station's nodes."""
+
+    enabled: bool = False
+    host: Host = "127.0.0.1"
+    port: Port = 4840
+    path: Annotated[str, Meta(pattern=r"^/[A-Za-z0-9_/-]*$")] = "/takt"
+
+
+class GatewaysConfig(_Table):
+    # Off unless configured: a gateway accepts writes from the network into the station.
+    modbus: ModbusGatewayConfig = ModbusGatewayConfig()
+    opcua: OpcuaGatewayConfig = OpcuaGatewayConfig()
+
+
+class GpioPoint(_Table):
+    """A button or LED: on a PLC's bool signal, or simulated when plc and signal are left out."""
+
+    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    plc: Name | None = None
+    signal: Annotated[str, Meta(min_length=1)] | None = None
+    description: str = ""
+
+
+class GpioConfig(_Table):
+    buttons: tuple[GpioPoint, ...] = ()
+    leds: tuple[GpioPoint, ...] = ()
 
 
 class SimConfig(_Table):
     """Simulated devices that `takt run` starts in-process (the demo station)."""
 
     modbus_plc: bool = True
-    modbus_plc_port: Port = 5020
+    modbus_plc_port: Port = 5021
+    opcua_plc: bool = False
+    opcua_plc_port: Port = 4841
     demo_script: bool = True
 
 
@@ -184,28 +172,13 @@ class StationConfig(_Table):
     store: StoreConfig = StoreConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     plcs: tuple[PlcConfig, ...] = ()
+    gateways: GatewaysConfig = GatewaysConfig()
+    gpio: GpioConfig = GpioConfig()
     # Absent means no simulators: a real station must not open a fake PLC by default.
     sim: SimConfig | None = None
 
-
-class ConfigIssue(msgspec.Struct, frozen=True, kw_only=True):
-    """One problem in a config file; `line` is 1-based, 0 when the key is not written."""
-
-    file: str
-    line: int
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.key}: {self.message}"
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; `issues` lists every problem found."""
-
-    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
-        self.issues = list(issues)
-        super().__init__("\n".join(str(issue) for issue in self.issues))
+    def plc(self, name: str) -> PlcConfig | None:
+        return next((p for p in self.plcs if p.name == name), None)
 
 
 def load_config(path: Path) -> StationConfig:
@@ -226,14 +199,23 @@ def parse_config(text: str, filename: str) -> StationConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_issue(str(exc), text, filename)]) from None
     lines = key_lines(text)
-    checker = _Checker()
-    config, invalid = checker.table(raw, StationConfig, "")
-    issues = [
-        ConfigIssue(file=filename, line=line_of(lines, key), key=key, message=message)
-        for key, message in checker.problems
-    ]
-    if issues or invalid:
+    config, problems = check_table(raw, StationConfig)
+    if problems or config is None:
+        issues = [
+            ConfigIssue(file=filename, line=line_of(lines, key), key=key, message=message)
+            for key, message in problems
+        ]
         raise ConfigError(sorted(issues, key=lambda issue: issue.line))
+    return config
+
+
+def check_station(raw: dict[str, Any], source: str) -> StationConfig:
+    """Check a station config given as plain data (a config merged with API overrides)."""
+    config, problems = check_table(raw, StationConfig)
+    if problems or config is None:
+        raise ConfigError([
+            ConfigIssue(file=source, line=0, key=key, message=message) for key, message in problems
+        ])
     return config
 
 
@@ -265,112 +247,11 @@ def _syntax_issue(message: str, text: str, filename: str) -> ConfigIssue:
     )
 
 
-# ---- semantic rules --------------------------------------------------------------------------
-# Each rule names the fields it reads; it runs whenever those fields are valid, so a type
-# error in one field does not hide, say, a duplicate name in the same table.
-
-_Problems = Iterator[tuple[str, str]]  # (dotted key, message)
+# ---- station-wide rules ------------------------------------------------------------------------
 
 
-class _Rule(NamedTuple):
-    fields: frozenset[str]
-    check: Callable[..., _Problems]
-
-
-_TABLE_RULES: dict[type, list[_Rule]] = {}
-_ARRAY_RULES: dict[type, list[_Rule]] = {}
-
-
-def _rule(
-    registry: dict[type, list[_Rule]], cls: type, *fields: str
-) -> Callable[[Callable[..., _Problems]], Callable[..., _Problems]]:
-    def register(check: Callable[..., _Problems]) -> Callable[..., _Problems]:
-        registry.setdefault(cls, []).append(_Rule(frozenset(fields), check))
-        return check
-
-    return register
-
-
-@_rule(_TABLE_RULES, TagBinding, "kind", "type")
-def _bits_are_bool(key: str, tag: TagBinding) -> _Problems:
-    if tag.kind in _BIT_KINDS and tag.type is not ValueType.BOOL:
-        yield (
-            join_key(key, "type"),
-            f"a {tag.kind} holds one bit, so type must be bool, not {tag.type}",
-        )
-
-
-@_rule(_TABLE_RULES, TagBinding, "kind", "direction")
-def _read_only_kinds_are_inputs(key: str, tag: TagBinding) -> _Problems:
-    if tag.kind in _READ_ONLY_KINDS and tag.direction is Direction.OUT:
-        yield join_key(key, "direction"), f"{tag.kind} is read-only in Modbus; use direction = 'in'"
-
-
-@_rule(_TABLE_RULES, TagBinding, "type", "count")
-def _count_only_for_strings(key: str, tag: TagBinding) -> _Problems:
-    if tag.type is ValueType.STRING and tag.count < 1:
-        yield join_key(key, "count"), "type string needs count >= 1 (registers to read)"
-    if tag.type is not ValueType.STRING and tag.count != 0:
-        yield join_key(key, "count"), f"count applies only to type string, not {tag.type}"
-
-
-@_rule(_TABLE_RULES, TagBinding, "scale")
-def _scale_is_usable(key: str, tag: TagBinding) -> _Problems:
-    if tag.scale == 0 or not math.isfinite(tag.scale):
-        yield join_key(key, "scale"), f"scale must be a finite non-zero number, not {tag.scale}"
-
-
-@_rule(_TABLE_RULES, TagBinding, "kind", "type", "count", "address")
-def _fits_address_space(key: str, tag: TagBinding) -> _Problems:
-    last = tag.address + tag.width - 1
-    if last > _LAST_ADDRESS:
-        yield (
-            join_key(key, "address"),
-            f"the tag spans {tag.address}..{last}, past the last address {_LAST_ADDRESS}",
-        )
-
-
-@_rule(_ARRAY_RULES, TagBinding, "name")
-def _unique_binding_names(items: Sequence[tuple[str, TagBinding]]) -> _Problems:
-    return _duplicate_names(items, "binding")
-
-
-@_rule(_ARRAY_RULES, TagBinding, "name", "kind", "type", "count", "address")
-def _no_overlapping_tags(items: Sequence[tuple[str, TagBinding]]) -> _Problems:
-    for later, (key, tag) in enumerate(items):
-        last = tag.address + tag.width - 1
-        for other_key, other in items[:later]:
-            other_last = other.address + other.width - 1
-            same_kind = other.kind is tag.kind
-            if same_kind and tag.address <= other_last and other.address <= last:
-                yield (
-                    join_key(key, "address"),
-                    f"{tag.kind} {tag.address}..{last} overlaps {other.name!r} "
-                    f"at {other_key} ({other.address}..{other_last})",
-                )
-                break
-
-
-@_rule(_TABLE_RULES, PlcConfig, "protocol")
-def _protocol_available(key: str, plc: PlcConfig) -> _Problems:
-    protocol = plc.protocol
-    if protocol in UNSUPPORTED_PROTOCOLS:
-        supported = ", ".join(p for p in Protocol if p not in UNSUPPORTED_PROTOCOLS)
-        yield (
-            join_key(key, "protocol"),
-            f"protocol {protocol} is not supported by Takt (supported: {supported})",
-        )
-    elif protocol not in IMPLEMENTED_PROTOCOLS:
-        yield join_key(key, "protocol"), f"protocol {protocol} is not implemented yet"
-
-
-@_rule(_ARRAY_RULES, PlcConfig, "name")
-def _unique_plc_names(items: Sequence[tuple[str, PlcConfig]]) -> _Problems:
-    return _duplicate_names(items, "plc")
-
-
-@_rule(_TABLE_RULES, SupervisionConfig, "backoff_min_s", "backoff_max_s")
-def _backoff_ordered(key: str, sup: SupervisionConfig) -> _Problems:
+@table_rule(SupervisionConfig, "backoff_min_s", "backoff_max_s")
+def _backoff_ordered(key: str, sup: SupervisionConfig) -> Problems:
     if sup.backoff_min_s > sup.backoff_max_s:
         yield (
             join_key(key, "backoff_min_s"),
@@ -379,8 +260,8 @@ def _backoff_ordered(key: str, sup: SupervisionConfig) -> _Problems:
         )
 
 
-@_rule(_TABLE_RULES, SupervisionConfig, "max_restarts", "within_s", "backoff_max_s")
-def _intensity_outlasts_backoff(key: str, sup: SupervisionConfig) -> _Problems:
+@table_rule(SupervisionConfig, "max_restarts", "within_s", "backoff_max_s")
+def _intensity_outlasts_backoff(key: str, sup: SupervisionConfig) -> Problems:
     bound = sup.within_s / sup.backoff_max_s + 1
     if sup.max_restarts <= bound:
         yield (
@@ -392,123 +273,66 @@ def _intensity_outlasts_backoff(key: str, sup: SupervisionConfig) -> _Problems:
         )
 
 
-def _duplicate_names(items: Sequence[tuple[str, Any]], what: str) -> _Problems:
-    first: dict[str, str] = {}
-    for key, item in items:
-        if item.name in first:
-            yield (
-                join_key(key, "name"),
-                f"duplicate {what} name {item.name!r} (first used at {first[item.name]})",
-            )
-        else:
-            first[item.name] = key
+@table_rule(GpioConfig, "buttons", "leds")
+def _unique_gpio_names(key: str, gpio: GpioConfig) -> Problems:
+    for field in ("buttons", "leds"):
+        points = enumerate(getattr(gpio, field))
+        items = [(index_key(join_key(key, field), i), p) for i, p in points]
+        yield from duplicate_names(items, field[:-1])
 
 
-# ---- checking the parsed TOML against the schema ------------------------------------------
-
-_INVALID: Any = object()
-_NOT_A_TABLE = frozenset({"*"})
-
-
-class _Checker:
-    """Converts the parsed TOML field by field, so one bad value does not hide the others."""
-
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []
-
-    def table(self, raw: object, cls: type[msgspec.Struct], key: str) -> tuple[Any, frozenset[str]]:
-        """The `cls` built from `raw`, and the fields that are invalid (and hold None)."""
-        if not isinstance(raw, dict):
-            self.problems.append((key, f"expected a table, got {_toml_type(raw)}"))
-            return None, _NOT_A_TABLE
-        fields = {field.encode_name: field for field in msgspec.structs.fields(cls)}
-        for name in raw:
-            if name not in fields:
-                self.problems.append((join_key(key, name), _unknown_field(name, fields)))
-        values: dict[str, Any] = {}
-        invalid: set[str] = set()
-        for name, field in fields.items():
-            if name in raw:
-                values[field.name] = self.value(raw[name], field.type, join_key(key, name))
-            elif field.required:
-                what = "table" if _table_type(field.type) else "key"
-                self.problems.append((join_key(key, name), f"missing required {what} {name!r}"))
-                values[field.name] = _INVALID
-            if values.get(field.name) is _INVALID:
-                invalid.add(field.name)
-                values[field.name] = None
-        # Struct construction does not validate, so None placeholders are safe for the rules
-        # that do not read those fields.
-        result = cls(**values)
-        for rule in _TABLE_RULES.get(cls, ()):
-            if not rule.fields & invalid:
-                self.problems.extend(rule.check(key, result))
-        return result, frozenset(invalid)
-
-    def value(self, raw: object, tp: Any, key: str) -> Any:
-        """`raw` converted to `tp`, or `_INVALID` after recording why not."""
-        table_cls = _table_type(tp)
-        if table_cls is not None:
-            result, invalid = self.table(raw, table_cls, key)
-            return _INVALID if invalid else result
-        item_cls = _array_of_tables_type(tp)
-        if item_cls is not None:
-            return self.array_of_tables(raw, item_cls, key)
-        try:
-            return msgspec.convert(raw, tp)
-        except msgspec.ValidationError as exc:
-            message, _, path = str(exc).partition(" - at `$")
-            if isinstance(tp, type) and issubclass(tp, Enum):
-                allowed = ", ".join(str(member.value) for member in tp)
-                message = f"invalid value {raw!r} (expected one of: {allowed})"
-            self.problems.append((key + path.rstrip("`"), message))
-            return _INVALID
-
-    def array_of_tables(self, raw: object, cls: type[msgspec.Struct], key: str) -> Any:
-        if not isinstance(raw, list):
-            self.problems.append((key, f"expected an array of tables, got {_toml_type(raw)}"))
-            return _INVALID
-        items = [
-            (index_key(key, i), *self.table(item, cls, index_key(key, i)))
-            for i, item in enumerate(raw)
-        ]
-        for rule in _ARRAY_RULES.get(cls, ()):
-            usable = [(k, item) for k, item, invalid in items if not rule.fields & invalid]
-            self.problems.extend(rule.check(usable))
-        if any(invalid for _, _, invalid in items):
-            return _INVALID
-        return tuple(item for _, item, _ in items)
+@table_rule(StationConfig, "plcs", "gpio")
+def _gpio_on_plc_signals(key: str, station: StationConfig) -> Problems:
+    for field, direction in (("buttons", Direction.IN), ("leds", Direction.OUT)):
+        for i, point in enumerate(getattr(station.gpio, field)):
+            where = index_key(join_key("gpio", field), i)
+            yield from _gpio_point(where, point, station, direction)
 
 
-def _table_type(tp: Any) -> type[msgspec.Struct] | None:
-    """The table struct of a field typed `Struct` or `Struct | None`, else None."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        members = [arg for arg in typing.get_args(tp) if arg is not type(None)]
-        tp = members[0] if len(members) == 1 else None
-    return tp if isinstance(tp, type) and issubclass(tp, msgspec.Struct) else None
+def _gpio_point(where: str, point: GpioPoint, station: StationConfig,
+                direction: Direction) -> Problems:
+    if (point.plc is None) != (point.signal is None):
+        yield where, "give both plc and signal, or neither for a simulated point"
+        return
+    if point.plc is None or point.signal is None:
+        return
+    plc = station.plc(point.plc)
+    if plc is None:
+        yield join_key(where, "plc"), f"no PLC named {point.plc!r}"
+        return
+    tag = plc.binding(point.signal)
+    if tag is None:
+        yield join_key(where, "signal"), f"PLC {point.plc!r} has no signal {point.signal!r}"
+    elif tag.type is not ValueType.BOOL or tag.direction is not direction:
+        yield (
+            join_key(where, "signal"),
+            f"{point.plc}.{point.signal} must be a bool with direction '{direction}'",
+        )
 
 
-def _array_of_tables_type(tp: Any) -> type[msgspec.Struct] | None:
-    """The item struct of a field typed `tuple[Struct, ...]`, else None."""
-    if typing.get_origin(tp) is not tuple:
-        return None
-    return _table_type(typing.get_args(tp)[0])
-
-
-def _unknown_field(name: str, fields: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(fields), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {name!r}{hint}"
-
-
-def _toml_type(value: object) -> str:
-    names: list[tuple[type | tuple[type, ...], str]] = [
-        (dict, "a table"),
-        (list, "an array"),
-        (str, "a string"),
-        (bool, "a boolean"),
-        (int, "an integer"),
-        (float, "a float"),
-        ((datetime, date, time), "a date-time"),
+@table_rule(StationConfig, "server", "gateways", "sim")
+def _ports_distinct(key: str, station: StationConfig) -> Problems:
+    used: dict[tuple[str, int], str] = {}
+    candidates: list[tuple[str, str, int, bool]] = [
+        ("server.port", station.server.host, station.server.port, True),
+        ("gateways.modbus.port", station.gateways.modbus.host, station.gateways.modbus.port,
+         station.gateways.modbus.enabled),
+        ("gateways.opcua.port", station.gateways.opcua.host, station.gateways.opcua.port,
+         station.gateways.opcua.enabled),
     ]
-    return next((name for cls, name in names if isinstance(value, cls)), type(value).__name__)
+    if station.sim is not None:
+        candidates += [
+            ("sim.modbus_plc_port", "127.0.0.1", station.sim.modbus_plc_port,
+             station.sim.modbus_plc),
+            ("sim.opcua_plc_port", "127.0.0.1", station.sim.opcua_plc_port, station.sim.opcua_plc),
+        ]
+    for where, _host, port, active in candidates:
+        if not active:
+            continue
+        # Hosts are not compared: 0.0.0.0 and 127.0.0.1 collide on the same port.
+        if (first := used.get(("", port))) is not None:
+            yield where, f"port {port} is already used by {first}"
+        else:
+            used[("", port)] = where
+
+

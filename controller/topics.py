@@ -15,6 +15,7 @@ TOPIC_ROOTS: dict[str, str] = {
     "health": "component health changes, e.g. health.plc:line1",
     "inspection": "inspection results, e.g. inspection.demo.result",
     "coaching": "coaching state of a station, e.g. coaching.demo.state",
+    "config": "station config changes made at run time, e.g. config.changed",
 }
 
 

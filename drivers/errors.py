@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DeviceUnavailable", "DriverError", "FrameError"]
+__all__ = ["DeviceUnavailable", "DriverError", "ExceptionResponse", "FrameError"]
 
 
 class DriverError(Exception):
@@ -15,3 +15,11 @@ class DeviceUnavailable(DriverError):
 
 class FrameError(DriverError):
     """The device answered with bytes that do not decode; the caller counts and logs it."""
+
+
+class ExceptionResponse(FrameError):
+    """The device understood the request and refused it (a Modbus exception, a Bad status).
+
+    Counted apart from malformed frames: it points at the configuration (a wrong address),
+    not at the line.
+    """

@@ -42,6 +42,22 @@ poll_interval_ms = 20
   address = 100
   type = "int16"
   direction = "out"
+
+[[gpio.buttons]]
+name = "start"
+plc = "line1"
+signal = "part_present"
+
+[[gpio.buttons]]
+name = "stop"               # simulated
+
+[[gpio.leds]]
+name = "ok"
+plc = "line1"
+signal = "release"
+
+[[gpio.leds]]
+name = "fault"              # simulated
 """
 
 

@@ -146,7 +146,7 @@ def test_config_error_carries_structured_issues() -> None:
     [
         (
             '[[plcs]]\nname = "p"\nprotocol = "OPC_UA"\n',
-            "6: plcs[0].protocol: protocol OPC_UA is not implemented yet",
+            "4: plcs[0].endpoint: OPC_UA needs endpoint = 'opc.tcp://host:port/path'",
         ),
         (
             '[[plcs]]\nname = "p"\n[[plcs]]\nname = "p"\n',
