@@ -169,7 +169,8 @@ def test_malformed_answers_are_counted_and_the_actor_stays_up(
     ref = PlcActor.start(runtime, "plc:line1", plc_config(sim.port, beyond))
     poll(runtime, vclock, 2)
     info = call(runtime, ref, ReadSignals())
-    assert info.counters.malformed_frames + info.counters.exception_responses == 3  # the first read and two polls
+    # The first read and two polls: the unit answers an exception for a missing address.
+    assert info.counters.malformed_frames + info.counters.exception_responses == 3
     assert info.signals["counter"].value == 0  # the other blocks are still read
     assert runtime.health.state("plc:line1") == HealthState.UP
     assert any("malformed frame from line1" in r.getMessage() for r in caplog.records)
