@@ -30,11 +30,20 @@ class LedSet(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     on: bool
 
 
+def _configured() -> bool:
+    # No buttons or LEDs in the config: no gpio actor was ever started or registered.
+    return facade().runtime.health.state("gpio").value != "UNKNOWN"
+
+
 async def _ask(message: object) -> object:
     try:
         return await ask_actor("gpio", message)
     except UnknownPoint as exc:
         raise Problem(404, str(exc)) from None
+    except ActorUnavailable:
+        if not _configured():
+            raise Problem(404, "this station has no buttons or LEDs configured") from None
+        raise
 
 
 @blueprint.get("/status")
@@ -45,8 +54,8 @@ async def status() -> object:
     try:
         return json_response(await ask_actor("gpio", GetGpioStatus()))
     except ActorUnavailable:
-        if facade().runtime.health.state("gpio").value == "UNKNOWN":
-            return json_response(GpioStatus(buttons=[], leds=[]))  # no GPIO configured
+        if not _configured():
+            return json_response(GpioStatus(buttons=[], leds=[]))
         raise
 
 

@@ -350,9 +350,11 @@ def _protocol_available(key: str, plc: PlcConfig) -> Problems:
         yield join_key(key, "protocol"), f"protocol {protocol} is not implemented yet"
 
 
-@table_rule(PlcConfig, "protocol", "serial", "endpoint")
+@table_rule(PlcConfig, "protocol", "serial", "endpoint", "unit")
 def _link_settings(key: str, plc: PlcConfig) -> Problems:
     p = plc.protocol
+    if p is Protocol.MODBUS_RTU and plc.unit == 0:
+        yield join_key(key, "unit"), "unit 0 is broadcast on a serial line and never answers"
     if p is Protocol.MODBUS_RTU and plc.serial is None:
         yield join_key(key, "serial"), "MODBUS_RTU needs a [serial] table with the device path"
     if p is not Protocol.MODBUS_RTU and plc.serial is not None:

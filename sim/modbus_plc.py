@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from types import FrameType
 from typing import Any, Self, TypeVar, cast
 
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusBaseServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
@@ -32,7 +32,15 @@ from drivers.modbus.codec import (
 from drivers.modbus.codec import make_spec as _spec
 from drivers.modbus.transport import quiet_pymodbus_logging
 
-__all__ = ["DEMO_TAGS", "ModbusPlcSimulator", "Script", "demo_script", "main"]
+__all__ = [
+    "DEMO_TAGS",
+    "ModbusPlcSimulator",
+    "ModbusPlcSimulatorBase",
+    "Script",
+    "demo_script",
+    "main",
+    "stop_on_signals",
+]
 
 # Function codes pymodbus's datastore maps to each table; the discrete-input and
 # input-register codes also serve as "set" codes for the simulator's own writes.
@@ -53,43 +61,39 @@ DEMO_TAGS: dict[str, RegisterSpec] = {
 }
 
 
-class ModbusPlcSimulator:
-    """A Modbus TCP slave with four tables of `size` entries, shared by clients and tests.
+class ModbusPlcSimulatorBase:
+    """A Modbus slave's four tables of `size` entries, served by a pymodbus server on a thread.
 
-    pymodbus keeps bits in 16-bit words, so the coil and discrete-input tables hold `size`
-    rounded up to a multiple of 16; reads past that end get an illegal-address exception.
+    Subclasses pick the line (TCP, serial RTU) by providing `start()`, `_listen()` and, if
+    needed, `_shutdown()`. pymodbus keeps bits in 16-bit words, so the coil and discrete-input
+    tables hold `size` rounded up to a multiple of 16; reads past that end get an
+    illegal-address exception.
     """
 
-    def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, unit: int = 1, size: int = 1000
-    ) -> None:
+    def __init__(self, unit: int = 1, size: int = 1000) -> None:
         if not 1 <= size <= 0x10000:
             raise ValueError("size must be 1..65536")
         if not 0 <= unit <= 255:
             raise ValueError("unit must be 0..255")
-        self._host = host
-        self._port = port
         self._unit = unit
         self._size = size
         self._bit_size = min(-(-size // 16) * 16, 0x10000)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusBaseServer | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._scripts: list[Script] = []
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one until start() has bound a free port)."""
-        return self._port
 
     @property
     def running(self) -> bool:
         """True between a successful start() and stop()."""
         return self._server is not None
 
-    def start(self) -> int:
-        """Listen and return the bound port; after stop(), restarts on the same port, zeroed."""
+    def start(self) -> object:
+        """Start serving; the tables start zeroed on every start."""
+        raise NotImplementedError
+
+    def _start_serving(self) -> None:
         if self._thread is not None:
             raise RuntimeError("simulator already running")
         quiet_pymodbus_logging()
@@ -104,10 +108,9 @@ class ModbusPlcSimulator:
             self._thread.join(_CALL_TIMEOUT_S)
             self._thread = None
             raise
-        return self._port
 
     def stop(self) -> None:
-        """Stop scripts, close the listener and every client connection, join the thread."""
+        """Stop scripts, close the server and every client connection, join the thread."""
         for script in list(self._scripts):
             script.stop()
         thread, loop, stopping = self._thread, self._loop, self._stopping
@@ -127,14 +130,7 @@ class ModbusPlcSimulator:
 
     async def _serve(self, ready: Future[None]) -> None:
         try:
-            device = SimDevice(id=self._unit, simdata=self._tables())
-            server = ModbusTcpServer(device, address=(self._host, self._port))
-            # Binding here (not picking a free port first) keeps port=0 race-free.
-            await server.serve_forever(background=True)
-            self._port = cast(asyncio.Server, server.transport).sockets[0].getsockname()[1]
-        except RuntimeError as exc:  # pymodbus's word for "listen failed"
-            ready.set_exception(OSError(f"cannot listen on {self._host}:{self._port}: {exc}"))
-            return
+            server = await self._listen(SimDevice(id=self._unit, simdata=self._tables()))
         except Exception as exc:
             ready.set_exception(exc)
             return
@@ -151,18 +147,13 @@ class ModbusPlcSimulator:
             await self._shutdown(server)
             self._loop = self._stopping = None
 
-    @staticmethod
-    async def _shutdown(server: ModbusTcpServer) -> None:
-        # pymodbus closes only handlers whose connection_made has run, and asyncio 3.11
-        # drops (without closing) a connection whose accept finishes after Server.close().
-        # So stop accepting first, let accepts in flight finish, then close everything:
-        # the kernel resets connections still in the backlog, clients see the rest closed.
-        loop = asyncio.get_running_loop()
-        for sock in cast(asyncio.Server, server.transport).sockets:
-            loop.remove_reader(sock.fileno())
-        await _settle()
+    async def _listen(self, device: SimDevice) -> ModbusBaseServer:
+        """Create the server for device and start serving in the background."""
+        raise NotImplementedError
+
+    async def _shutdown(self, server: ModbusBaseServer) -> None:
         await server.shutdown()
-        await _settle()  # run the transports' close callbacks so clients get FIN now
+        await _settle()
 
     def _tables(self) -> tuple[list[SimData], list[SimData], list[SimData], list[SimData]]:
         def bits() -> list[SimData]:
@@ -173,7 +164,7 @@ class ModbusPlcSimulator:
 
         return bits(), bits(), registers(), registers()
 
-    def _call(self, make: Callable[[ModbusTcpServer], Coroutine[Any, Any, _T]]) -> _T:
+    def _call(self, make: Callable[[ModbusBaseServer], Coroutine[Any, Any, _T]]) -> _T:
         # All bank access runs on the server's loop, serialised with client requests.
         loop, server = self._loop, self._server
         if loop is None or server is None:
@@ -234,6 +225,49 @@ class ModbusPlcSimulator:
             self._scripts.remove(script)
 
 
+class ModbusPlcSimulator(ModbusPlcSimulatorBase):
+    """A Modbus TCP slave with four tables of `size` entries, shared by clients and tests."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, unit: int = 1, size: int = 1000
+    ) -> None:
+        super().__init__(unit, size)
+        self._host = host
+        self._port = port
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one until start() has bound a free port)."""
+        return self._port
+
+    def start(self) -> int:
+        """Listen and return the bound port; after stop(), restarts on the same port, zeroed."""
+        self._start_serving()
+        return self._port
+
+    async def _listen(self, device: SimDevice) -> ModbusBaseServer:
+        server = ModbusTcpServer(device, address=(self._host, self._port))
+        try:
+            # Binding here (not picking a free port first) keeps port=0 race-free.
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:  # pymodbus's word for "listen failed"
+            raise OSError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
+        self._port = cast(asyncio.Server, server.transport).sockets[0].getsockname()[1]
+        return server
+
+    async def _shutdown(self, server: ModbusBaseServer) -> None:
+        # pymodbus closes only handlers whose connection_made has run, and asyncio 3.11
+        # drops (without closing) a connection whose accept finishes after Server.close().
+        # So stop accepting first, let accepts in flight finish, then close everything:
+        # the kernel resets connections still in the backlog, clients see the rest closed.
+        loop = asyncio.get_running_loop()
+        for sock in cast(asyncio.Server, server.transport).sockets:
+            loop.remove_reader(sock.fileno())
+        await _settle()
+        await server.shutdown()
+        await _settle()  # run the transports' close callbacks so clients get FIN now
+
+
 async def _settle() -> None:
     # A handful of loop turns covers asyncio's accept -> connection_made and
     # close -> connection_lost callback chains (each two or three call_soon hops).
@@ -244,13 +278,13 @@ async def _settle() -> None:
 class Script:
     """Timed changes to a simulator's tags, run by one background thread."""
 
-    def __init__(self, sim: ModbusPlcSimulator) -> None:
+    def __init__(self, sim: ModbusPlcSimulatorBase) -> None:
         self._sim = sim
-        self._rules: list[tuple[float, Callable[[ModbusPlcSimulator], None]]] = []
+        self._rules: list[tuple[float, Callable[[ModbusPlcSimulatorBase], None]]] = []
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def every(self, period_s: float, change: Callable[[ModbusPlcSimulator], None]) -> Self:
+    def every(self, period_s: float, change: Callable[[ModbusPlcSimulatorBase], None]) -> Self:
         """Call change(sim) every period_s seconds, first after one period."""
         if period_s <= 0:
             raise ValueError("period_s must be > 0")
@@ -270,7 +304,7 @@ class Script:
         span = 1 << (16 * spec.count)
         signed = spec.type in (DataType.INT16, DataType.INT32)
 
-        def bump(sim: ModbusPlcSimulator) -> None:
+        def bump(sim: ModbusPlcSimulatorBase) -> None:
             value = (int(sim.get_value(spec)) + step) % span
             sim.set_value(spec, value - span if signed and value >= span // 2 else value)
 
@@ -283,7 +317,7 @@ class Script:
         rng = random.Random(seed)
         stride = (high - low) / 20
 
-        def walk(sim: ModbusPlcSimulator) -> None:
+        def walk(sim: ModbusPlcSimulatorBase) -> None:
             current = float(sim.get_value(spec))
             if not low <= current <= high:
                 current = (low + high) / 2
@@ -324,7 +358,7 @@ class Script:
             heapq.heappush(due, (max(at + period, time.monotonic()), next(order), period, change))
 
 
-def demo_script(sim: ModbusPlcSimulator) -> Script:
+def demo_script(sim: ModbusPlcSimulatorBase) -> Script:
     """Start the demo station's live signals: part present, cycle counter, temperature."""
     sim.set_value(DEMO_TAGS["temperature_c"], 24.0)
     return (
@@ -334,6 +368,18 @@ def demo_script(sim: ModbusPlcSimulator) -> Script:
         .wander(DEMO_TAGS["temperature_c"], 1.0, low=20.0, high=30.0)
         .start()
     )
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, for simulator processes that serve until told."""
+    done = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -346,13 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="run the demo station signals")
     args = parser.parse_args(argv)
 
-    done = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    done = stop_on_signals()
     sim = ModbusPlcSimulator(args.host, args.port, args.unit, args.size)
     try:
         port = sim.start()
