@@ -285,7 +285,10 @@ class PlcActor(TaktActor):
             self.next_beat_s += hb.period_ms / 1000
         for machine in self.handshakes.values():
             self._run(machine, machine.tick(now_us))
-        self._settle_pulses()
+        if self.link is not None and not self.link.polled:
+            # Pushed links have no read cycle; polled ones settle after each complete poll
+            # only, since an edge and its count may be read one cycle apart.
+            self._settle_pulses()
         self.tell_self_later(_TICK_S, msg)
 
     @handles(_Pushed)

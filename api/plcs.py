@@ -35,6 +35,7 @@ from api.security import current_principal, requires
 from controller.access import Role
 from controller.config import ConfigError, PlcConfig, TagBinding
 from controller.handshake import HandshakeBusy
+from drivers.errors import FrameError
 
 __all__ = ["bindings_blueprint", "blueprint"]
 
@@ -281,6 +282,8 @@ async def _ask_plc(name: str, command: Any) -> Any:
         raise Problem(404, str(exc)) from None
     except (NotWritable, HandshakeBusy) as exc:
         raise Problem(409, str(exc)) from None
+    except FrameError as exc:  # the PLC answered, and refused (or garbled the answer)
+        raise Problem(502, f"the PLC did not accept it: {exc}") from None
     except ValueError as exc:
         raise Problem(422, str(exc)) from None
 

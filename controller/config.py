@@ -300,6 +300,9 @@ def _gpio_point(where: str, point: GpioPoint, station: StationConfig,
     if plc is None:
         yield join_key(where, "plc"), f"no PLC named {point.plc!r}"
         return
+    if not plc.enabled:
+        yield join_key(where, "plc"), f"PLC {point.plc!r} is disabled"
+        return
     tag = plc.binding(point.signal)
     if tag is None:
         yield join_key(where, "signal"), f"PLC {point.plc!r} has no signal {point.signal!r}"

@@ -210,7 +210,9 @@ class Requester(_Machine):
         if self.phase in (Phase.REQUESTED, Phase.ACKED):
             waited = self.ack if self.phase is Phase.REQUESTED else self.done
             self.faults += 1
-            self._enter(Phase.FAULTED)
+            # FAULTED waits for the PLC's flags to drop; with none raised there is nothing
+            # to wait for (and no change would ever come to end the wait).
+            self._enter(Phase.FAULTED if self._busy_plc() else Phase.IDLE)
             return [Write(self.request, False),
                     Report("timeout", {"waiting_for": waited,
                                        "timeout_ms": self.timeout_us // 1000})]

@@ -389,6 +389,12 @@ def _binding_fits(key: str, tag: TagBinding, protocol: Protocol) -> Problems:
     if protocol is Protocol.OPC_UA:
         if tag.node is None:
             yield join_key(key, "node"), "an OPC_UA binding needs node = 'ns=...;s=...'"
+        if tag.mode is BindingMode.POLL:
+            defaults = TagBinding(name="x", type=ValueType.BOOL)
+            for field in ("publishing_interval_ms", "sampling_interval_ms", "queue_size",
+                          "deadband_type", "deadband"):
+                if getattr(tag, field) != getattr(defaults, field):
+                    yield join_key(key, field), f"{field} applies to subscribed bindings only"
     elif tag.node is not None:
         yield join_key(key, "node"), f"node applies to OPC_UA bindings, not {protocol}"
     subscription_keys = ("publishing_interval_ms", "sampling_interval_ms", "queue_size",
@@ -402,6 +408,21 @@ def _binding_fits(key: str, tag: TagBinding, protocol: Protocol) -> Problems:
         yield join_key(key, "mode"), "TCP_SOCKET signals are pushed and polled; leave mode out"
     if protocol is not Protocol.TCP_SOCKET and tag.key is not None:
         yield join_key(key, "key"), f"key applies to TCP_SOCKET bindings, not {protocol}"
+
+
+@table_rule(PlcConfig, "protocol", "bindings")
+def _unique_wire_keys(key: str, plc: PlcConfig) -> Problems:
+    if plc.protocol is not Protocol.TCP_SOCKET:
+        return
+    first: dict[str, str] = {}
+    for i, tag in enumerate(plc.bindings):
+        where = index_key(join_key(key, "bindings"), i)
+        if tag.wire_key in first:
+            field = "key" if tag.key is not None else "name"
+            yield (join_key(where, field),
+                   f"wire key {tag.wire_key!r} is already used by {first[tag.wire_key]}")
+        else:
+            first[tag.wire_key] = where
 
 
 @table_rule(PlcConfig, "bindings")
