@@ -16,8 +16,10 @@ $(BOOT)/bin/uv:
 	$(PYTHON) -m venv $(BOOT)
 	$(BOOT)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# Bytecode is compiled at install: asyncua's generated address-space code alone is ~9 MB of
+# Python, and recompiling it on every start (PYTHONDONTWRITEBYTECODE is common) costs seconds.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 run: install  ## start the demo station (simulated devices) on http://127.0.0.1:8080

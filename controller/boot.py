@@ -132,7 +132,7 @@ def _gateway_specs(config: StationConfig) -> list[ChildSpec]:
 
 
 def _start_simulators(config: StationConfig) -> list[Any]:
-    if config.sim is None or not config.sim.modbus_plc:
+    if config.sim is None:
         return []
     from sim.demo import start_demo_plc
 

@@ -1,10 +1,10 @@
-"""The demo station's simulated devices: a Modbus PLC whose inputs move on their own."""
+"""The demo station's simulated devices: a Modbus PLC and an OPC-UA PLC with live signals."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from controller.config import Direction, PlcConfig, StationConfig, ValueType
+from controller.config import Direction, PlcConfig, Protocol, StationConfig, ValueType
 from drivers.modbus.codec import RegisterSpec, make_spec
 from sim.modbus_plc import ModbusPlcSimulator, Script
 
@@ -32,14 +32,31 @@ def demo_plc_script(sim: ModbusPlcSimulator, plc: PlcConfig) -> Script:
 
 
 def start_demo_plc(config: StationConfig) -> list[Any]:
-    """Start the simulator (and its script); returned in start order, to stop in reverse."""
-    assert config.sim is not None
-    sim = ModbusPlcSimulator(host="127.0.0.1", port=config.sim.modbus_plc_port)
-    sim.start()
-    started: list[Any] = [sim]
-    if config.sim.demo_script:
-        for plc in config.plcs:
-            if plc.port == config.sim.modbus_plc_port and plc.host in ("127.0.0.1", "localhost"):
-                started.append(demo_plc_script(sim, plc).start())
-                break
+    """Start the simulators (and their scripts); returned in start order, to stop in reverse."""
+    sim_config = config.sim
+    assert sim_config is not None
+    started: list[Any] = []
+    try:
+        if sim_config.modbus_plc:
+            sim = ModbusPlcSimulator(host="127.0.0.1", port=sim_config.modbus_plc_port)
+            sim.start()
+            started.append(sim)
+            for plc in config.plcs:
+                if (sim_config.demo_script and plc.protocol is Protocol.MODBUS_TCP
+                        and plc.port == sim_config.modbus_plc_port
+                        and plc.host in ("127.0.0.1", "localhost")):
+                    started.append(demo_plc_script(sim, plc).start())
+                    break
+        if sim_config.opcua_plc:
+            from sim.opcua_plc import OpcuaPlcSimulator, demo_script
+
+            opcua = OpcuaPlcSimulator(host="127.0.0.1", port=sim_config.opcua_plc_port)
+            opcua.start()
+            started.append(opcua)
+            if sim_config.demo_script:
+                started.append(demo_script(opcua))
+    except BaseException:
+        for thing in reversed(started):
+            thing.stop()
+        raise
     return started

@@ -35,33 +35,23 @@ def test_embedded_demo_station_loads() -> None:
 
     assert config.station.id == "demo"
     assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)
-    (plc,) = config.plcs
-    assert (plc.name, plc.protocol, plc.host, plc.port, plc.unit) == (
-        "line1",
-        Protocol.MODBUS_TCP,
-        "127.0.0.1",
-        5020,
-        1,
-    )
-    assert plc.poll_interval_ms == 50
-    tags = {tag.name: tag for tag in plc.bindings}
-    assert list(tags) == [
-        "part_present",
-        "clamp_closed",
-        "release",
-        "cycle_counter",
-        "temperature",
-        "fault_code",
-        "station_state",
-    ]
+    line1, cell = config.plcs
+    assert (line1.name, line1.protocol, line1.host, line1.port, line1.unit) == (
+        "line1", Protocol.MODBUS_TCP, "127.0.0.1", 5021, 1)
+    assert line1.poll_interval_ms == 50
+    tags = {tag.name: tag for tag in line1.bindings}
     assert {name for name, tag in tags.items() if tag.durable} == {"part_present", "fault_code"}
     assert {name for name, tag in tags.items() if tag.direction is Direction.OUT} == {
-        "release",
-        "station_state",
-    }
+        "release", "andon_led", "station_state"}
     assert (tags["temperature"].type, tags["temperature"].width) == (ValueType.FLOAT32, 2)
+    assert (cell.protocol, cell.endpoint) == (Protocol.OPC_UA, "opc.tcp://127.0.0.1:4841/takt/plc")
+    assert cell.heartbeat is not None and cell.heartbeat.in_signal == "plc_heartbeat"
+    # The simulators listen where the PLCs point, and Takt's own servers on their defaults.
     assert config.sim is not None
-    assert config.sim.modbus_plc_port == plc.port
+    assert (config.sim.modbus_plc_port, config.sim.opcua_plc_port) == (5021, 4841)
+    assert (config.gateways.modbus.port, config.gateways.opcua.port) == (5020, 4840)
+    assert config.gateways.modbus.host == config.gateways.opcua.host == "127.0.0.1"
+    assert [b.name for b in config.gpio.buttons] == ["start", "help"]
 
 
 def test_minimal_station_gets_safe_defaults() -> None:
