@@ -18,7 +18,7 @@ from actors.database import DatabaseActor
 from actors.devices import SECTION_CHILDREN, section_specs
 from actors.runtime import ActorUnavailable, Request, Runtime, tell
 from actors.supervisor import ChildrenChanged, SetChildren
-from controller.config import StationConfig
+from controller.config import ConfigError, ConfigIssue, Protocol, StationConfig
 from controller.overrides import replace_section
 from state.settings import save_override
 
@@ -47,6 +47,8 @@ class ConfigApplied(msgspec.Struct, frozen=True, kw_only=True):
     started: list[str]
     stopped: list[str]
     kept: list[str]
+    # PLCs whose bindings could not be checked against the device (it was unreachable).
+    unverified: list[str] = []
 
 
 class ConfigActor(DatabaseActor):
@@ -65,6 +67,7 @@ class ConfigActor(DatabaseActor):
     @handles(ReplaceSection, deferred=True)
     def _replace(self, msg: ReplaceSection, reply: Reply) -> None:
         new = replace_section(self.config, msg.section, msg.value)  # ConfigError -> caller
+        unverified = self._verify_devices(new) if msg.section == "plcs" else []
         section = msgspec.to_builtins(getattr(new, msg.section))
         # Stored first: an override that is acknowledged survives a crash while applying.
         save_override(self.con, msg.section, section, self.clock.now_us())
@@ -74,7 +77,8 @@ class ConfigActor(DatabaseActor):
         self.publish("config.changed", {"section": msg.section, "by": msg.by},
                      durable=True)
         if msg.section not in SECTION_CHILDREN:
-            reply(ConfigApplied(section=msg.section, started=[], stopped=[], kept=[]), None)
+            reply(ConfigApplied(section=msg.section, started=[], stopped=[], kept=[],
+                                unverified=unverified), None)
             return
         supervisor, prefix = SECTION_CHILDREN[msg.section]
 
@@ -83,7 +87,8 @@ class ConfigActor(DatabaseActor):
                 reply(None, error)
                 return
             reply(ConfigApplied(section=msg.section, started=result.started,
-                                stopped=result.stopped, kept=result.kept), None)
+                                stopped=result.stopped, kept=result.kept,
+                                unverified=unverified), None)
 
         specs = tuple(section_specs(new, msg.section))
         try:
@@ -93,3 +98,24 @@ class ConfigActor(DatabaseActor):
         except ActorUnavailable as exc:
             reply(None, exc)
 
+
+    def _verify_devices(self, new: StationConfig) -> list[str]:
+        """Check changed OPC-UA bindings against their live server: unknown nodes and wrong
+        types are config errors like any other; an unreachable server is reported back."""
+        issues: list[ConfigIssue] = []
+        unverified: list[str] = []
+        for i, plc in enumerate(new.plcs):
+            if (plc.protocol is not Protocol.OPC_UA or not plc.enabled
+                    or plc == self.config.plc(plc.name)):
+                continue
+            from actors.plc_opcua import verify_nodes  # asyncua only where OPC-UA is used
+
+            problems, unreachable = verify_nodes(plc)
+            if unreachable is not None:
+                unverified.append(f"{plc.name}: {unreachable}")
+            issues += [ConfigIssue(file="override of plcs", line=0,
+                                   key=f"plcs[{i}].bindings[{j}].{field}", message=text)
+                       for j, field, text in problems]
+        if issues:
+            raise ConfigError(issues)
+        return unverified

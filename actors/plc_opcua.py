@@ -6,10 +6,17 @@ from collections.abc import Sequence
 
 from actors.plc_links import LinkCallbacks, TagInfo, Value, scaled_in, scaled_out
 from controller.config import BindingMode, PlcConfig, Protocol, TagBinding
-from drivers.errors import ExceptionResponse
-from drivers.opcua.client import OpcuaClient, OpcuaTag, WriteRefused
+from drivers.errors import DriverError, ExceptionResponse
+from drivers.opcua.client import (
+    OpcuaClient,
+    OpcuaTag,
+    TagProblems,
+    TypeMismatch,
+    UnknownNodes,
+    WriteRefused,
+)
 
-__all__ = ["OpcuaLink", "opcua_tag"]
+__all__ = ["OpcuaLink", "opcua_tag", "verify_nodes"]
 
 
 def opcua_tag(binding: TagBinding) -> OpcuaTag:
@@ -67,3 +74,29 @@ class OpcuaLink:
         return [TagInfo(name=bound.get(t.node), address=t.node, path=t.path,
                         data_type=t.data_type, writable=t.writable, value=t.value)
                 for t in self.client.browse()]
+
+
+def verify_nodes(config: PlcConfig) -> tuple[list[tuple[int, str, str]], str | None]:
+    """Check a PLC's OPC-UA bindings against the live server before they are accepted.
+
+    Returns ([(binding index, field, message)], None), or ([], reason) when the server
+    cannot be reached, so the caller can accept the config unverified and say so.
+    """
+    index = {b.name: i for i, b in enumerate(config.bindings)}
+    assert config.endpoint is not None
+    client = OpcuaClient(config.endpoint, [opcua_tag(b) for b in config.bindings],
+                         on_change=lambda _n, _v: None, on_lost=lambda _r: None,
+                         timeout_s=config.timeout_ms / 1000, name=f"{config.name}-verify")
+    try:
+        client.connect()  # resolves every node, checks its type and subscribes
+    except TagProblems as exc:
+        field = "type" if isinstance(exc, TypeMismatch) else "node"
+        found = [(index[name], field, text) for name, text in exc.problems.items()]
+        if isinstance(exc, UnknownNodes):
+            found += [(index[name], "type", text) for name, text in exc.mismatched.items()]
+        return sorted(found), None
+    except DriverError as exc:
+        return [], str(exc)
+    finally:
+        client.close()
+    return [], None

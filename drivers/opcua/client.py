@@ -35,6 +35,7 @@ __all__ = [
     "MonitoringRefused",
     "OpcuaClient",
     "OpcuaTag",
+    "TagProblems",
     "TypeMismatch",
     "UnknownNodes",
     "WriteRefused",
@@ -92,7 +93,7 @@ class BrowsedTag(msgspec.Struct, frozen=True, kw_only=True):
     value: bool | int | float | str | None
 
 
-class _TagProblems(DriverError):
+class TagProblems(DriverError):
     """Problems with some bindings, by tag name."""
 
     summary = "bad bindings"
@@ -103,19 +104,28 @@ class _TagProblems(DriverError):
         super().__init__(f"{self.summary}: {details}")
 
 
-class UnknownNodes(_TagProblems):
-    """Bound nodes that do not exist on the server (or are not variables)."""
+class UnknownNodes(TagProblems):
+    """Bound nodes that do not exist on the server (or are not variables).
+
+    `mismatched` holds the type problems of the other tags, found in the same pass, so a
+    caller can report every problem at once.
+    """
 
     summary = "unknown nodes"
 
+    def __init__(self, problems: dict[str, str], mismatched: dict[str, str] | None = None
+                 ) -> None:
+        super().__init__(problems)
+        self.mismatched = dict(mismatched or {})
 
-class TypeMismatch(_TagProblems):
+
+class TypeMismatch(TagProblems):
     """Bindings whose declared type does not match the node's DataType."""
 
     summary = "type mismatch"
 
 
-class MonitoringRefused(_TagProblems):
+class MonitoringRefused(TagProblems):
     """Subscribed bindings the server will not monitor as asked (e.g. a deadband it refuses)."""
 
     summary = "monitoring refused"
@@ -325,7 +335,7 @@ class OpcuaClient:
             if problem:
                 mismatch[tag.name] = problem
         if unknown:
-            raise UnknownNodes(unknown)
+            raise UnknownNodes(unknown, mismatch)
         if mismatch:
             raise TypeMismatch(mismatch)
         await self._check_percent_deadbands()

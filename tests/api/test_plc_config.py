@@ -14,6 +14,7 @@ from controller.boot import Station, start_station
 from controller.config import parse_config
 from drivers.modbus.codec import make_spec
 from sim.modbus_plc import ModbusPlcSimulator
+from sim.opcua_plc import OpcuaPlcSimulator
 from tests.api.conftest import STATION, bearer, login
 
 
@@ -188,3 +189,31 @@ async def test_opcua_status_when_the_server_is_off(client: Any, station: Station
     assert msgspec.json.decode(await response.get_data()) == {
         "enabled": False, "running": False, "endpoint": "opc.tcp://127.0.0.1:4840/takt",
         "station_count": 0, "nodes": []}
+
+
+async def test_opcua_bindings_are_checked_against_the_live_server(
+        client: Any, station: Station) -> None:
+    auth = await admin(client, station)
+    current = [p["config"] for p in await plcs(client, auth)]
+    with OpcuaPlcSimulator(port=0) as sim:
+        ns = f"ns={sim.namespace_index}"
+        cell = {"name": "cell", "protocol": "OPC_UA", "endpoint": sim.endpoint, "bindings": [
+            {"name": "part", "node": f"{ns};s=Line1.PartPresent", "type": "bool"},
+            {"name": "ghost", "node": f"{ns};s=Line1.NoSuchTag", "type": "bool"},
+            {"name": "speed", "node": f"{ns};s=Line1.Speed", "type": "string"}]}
+        response = await client.put("/api/v1/plcs", headers=auth, json=[*current, cell])
+        assert response.status_code == 422
+        errors = {e["field"]: e["message"] for e in (await response.get_json())["errors"]}
+        assert set(errors) == {"[1].bindings[1].node", "[1].bindings[2].type"}
+        assert "NoSuchTag" in errors["[1].bindings[1].node"]
+        del cell["bindings"][1:]
+        response = await client.put("/api/v1/plcs", headers=auth, json=[*current, cell])
+        assert response.status_code == 200
+        assert (await response.get_json())["unverified"] == []
+    # With the server gone the config is still accepted, and the answer says it is unchecked.
+    cell["bindings"].append({"name": "clamp", "node": f"{ns};s=Line1.ClampClosed",
+                             "type": "bool"})
+    response = await client.put("/api/v1/plcs", headers=auth, json=[*current, cell])
+    assert response.status_code == 200
+    (note,) = (await response.get_json())["unverified"]
+    assert note.startswith("cell: ")
