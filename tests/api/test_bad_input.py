@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from controller.boot import Station
@@ -70,7 +71,8 @@ async def test_plc_that_is_down_answers_503_at_once(
                 break
             await trio.sleep(0.02)
     doc = await problem(r, 503)
-    assert "plc:line1 is not running" in doc["detail"]
+    # Refused before it was sent, or the PLC actor died with the write in its mailbox.
+    assert re.search(r"plc:line1 (is not running|stopped before answering)", doc["detail"])
     assert r.headers["Retry-After"]
     listed = await (await client.get("/api/v1/plcs", headers=auth)).get_json()
     assert listed[0]["state"] == "DOWN" and listed[0]["info"] is None
