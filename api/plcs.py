@@ -253,12 +253,7 @@ async def write_signal(name: str, signal: str, data: SignalWrite) -> object:
 @body(HandshakeData)
 async def start_handshake(name: str, handshake: str, data: HandshakeData) -> object:
     """Takt as requester: write the data signals, then raise request."""
-    await _plc(name)
-    command = StartHandshake(handshake=handshake, data=data.values)
-    facade().runtime.ingest.command("api", {"by": current_principal().name, "plc": name,
-                                            "handshake": msgspec.to_builtins(command)})
-    phase = await _ask_plc(name, command)
-    return json_response({"plc": name, "handshake": handshake, "phase": phase})
+    return await _handshake(name, StartHandshake(handshake=handshake, data=data.values))
 
 
 @blueprint.post("/<name>/handshakes/<handshake>/complete")
@@ -267,12 +262,15 @@ async def start_handshake(name: str, handshake: str, data: HandshakeData) -> obj
 @body(HandshakeData)
 async def complete_handshake(name: str, handshake: str, data: HandshakeData) -> object:
     """Takt as responder: write the result signals, then raise done."""
+    return await _handshake(name, CompleteHandshake(handshake=handshake, result=data.values))
+
+
+async def _handshake(name: str, command: StartHandshake | CompleteHandshake) -> object:
     await _plc(name)
-    command = CompleteHandshake(handshake=handshake, result=data.values)
     facade().runtime.ingest.command("api", {"by": current_principal().name, "plc": name,
                                             "handshake": msgspec.to_builtins(command)})
     phase = await _ask_plc(name, command)
-    return json_response({"plc": name, "handshake": handshake, "phase": phase})
+    return json_response({"plc": name, "handshake": command.handshake, "phase": phase})
 
 
 async def _ask_plc(name: str, command: Any) -> Any:

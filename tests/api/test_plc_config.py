@@ -217,3 +217,37 @@ async def test_opcua_bindings_are_checked_against_the_live_server(
     assert response.status_code == 200
     (note,) = (await response.get_json())["unverified"]
     assert note.startswith("cell: ")
+
+
+async def test_a_handshake_added_over_the_api_can_be_started(
+        client: Any, station: Station, plc_sim: ModbusPlcSimulator) -> None:
+    auth = await admin(client, station)
+    (line1,) = [p["config"] for p in await plcs(client, auth)]
+    line1["bindings"] += [
+        {"name": "move_req", "kind": "coil", "address": 20, "type": "bool", "direction": "out"},
+        {"name": "move_ack", "kind": "coil", "address": 21, "type": "bool"},
+        {"name": "move_done", "kind": "coil", "address": 22, "type": "bool"},
+        {"name": "move_to", "kind": "holding_register", "address": 120, "type": "uint16",
+         "direction": "out"}]
+    line1["handshakes"] = [{"name": "move", "role": "requester", "request": "move_req",
+                            "ack": "move_ack", "done": "move_done", "data": ["move_to"]}]
+    response = await client.put("/api/v1/plcs", headers=auth, json=[line1])
+    assert response.status_code == 200, await response.get_data()
+
+    async def start(values: dict[str, Any]) -> Any:
+        async def answered() -> Any:
+            r = await client.post("/api/v1/plcs/line1/handshakes/move/start", headers=auth,
+                                  json={"values": values})
+            return r if r.status_code != 503 else None  # the PLC is reconnecting
+
+        return await eventually(answered)
+
+    response = await start({"move_to": 7})
+    assert (await response.get_json())["phase"] == "requested"
+    assert plc_sim.get_value(make_spec("holding_register", 120, "uint16")) == 7
+    assert plc_sim.get_value(make_spec("coil", 20, "bool")) is True
+    assert (await start({"move_to": 8})).status_code == 409  # one at a time
+    assert plc_sim.get_value(make_spec("holding_register", 120, "uint16")) == 7
+    response = await client.post("/api/v1/plcs/line1/handshakes/nope/start", headers=auth,
+                                 json={"values": {}})
+    assert response.status_code == 404
