@@ -1,0 +1,123 @@
+"""The demo station as `takt run` serves it, met by the clients a line uses: a Modbus TCP
+client and an OPC-UA client on Takt's own servers, and the REST API.
+
+The demo config is used as shipped except for its ports, which are moved to free ones so
+the test never collides with a demo someone is running.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from asyncua import ua
+from asyncua.sync import Client as OpcuaClient
+from pymodbus.client import ModbusTcpClient
+
+from controller.config import embedded_demo_config_path
+from drivers.modbus.codec import decode, make_spec
+from tests.system.procs import Proc, free_port, start_takt
+
+HEARTBEAT = make_spec("input_register", 21, "uint16")
+SYSTEM_STATUS = make_spec("input_register", 18, "uint16")
+
+
+class Demo:
+    def __init__(self, takt: Proc, ports: dict[int, int], password: str) -> None:
+        self.takt = takt
+        self.ports = ports  # the demo's own port -> the one this run uses
+        self.base = f"http://127.0.0.1:{ports[8080]}"
+        self.http = httpx.Client(base_url=self.base, timeout=10)
+        token = self.http.post("/api/v1/auth/login", json={
+            "username": "admin", "password": password}).json()["access_token"]
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str) -> Any:
+        response = self.http.get(path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    tmp = tmp_path_factory.mktemp("demo")
+    ports = {p: free_port() for p in (8080, 5020, 5021, 4840, 4841)}
+    text = embedded_demo_config_path().read_text()
+    for old, new in ports.items():
+        text = re.sub(rf"\b{old}\b", str(new), text)
+    config = tmp / "demo.toml"
+    config.write_text(text)
+    takt = start_takt(config, tmp / "data", ports[8080])
+    running = Demo(takt, ports, (tmp / "data" / "admin-password").read_text().strip())
+    yield running
+    running.http.close()
+    assert takt.stop(signal.SIGINT) == 0
+    assert takt.p.stderr is not None
+    log = takt.p.stderr.read()
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_both_plcs_come_up_with_live_signals(demo: Demo) -> None:
+    def up() -> Any:
+        plcs = {p["name"]: p for p in demo.get("/api/v1/plcs")}
+        return all(p["state"] == "UP" for p in plcs.values()) and plcs
+
+    plcs = eventually(up)
+    assert plcs["cell"]["info"]["signals"]["takt_heartbeat"]["value"] is not None
+
+    def serial_number() -> str:  # the OPC-UA PLC program brings a part every 2 s
+        cell = {p["name"]: p for p in demo.get("/api/v1/plcs")}["cell"]
+        return str(cell["info"]["signals"]["serial_number"]["value"] or "")
+
+    assert eventually(serial_number).startswith("SN")
+    health = demo.get("/api/v1/plcs/cell/health")
+    assert health["info"]["heartbeat"]["in"] is not None
+
+
+def test_a_plc_reads_station_state_and_writes_an_input_over_modbus(demo: Demo) -> None:
+    client = ModbusTcpClient("127.0.0.1", port=demo.ports[5020])
+    assert client.connect()
+    try:
+        def registers(spec: Any) -> Any:
+            words = client.read_input_registers(spec.address, count=spec.count, device_id=1)
+            return decode(spec, words.registers)
+
+        first = registers(HEARTBEAT)
+        eventually(lambda: registers(HEARTBEAT) != first, timeout=5)
+        assert registers(SYSTEM_STATUS) in (1, 2)  # healthy or degraded
+        refused = client.write_register(0, 1, device_id=1)  # station state is read-only
+        assert refused.isError()
+        before = demo.get("/api/v1/modbus/status")["inputs_published"]
+        assert not client.write_coil(0, True, device_id=1).isError()  # PartPresent
+        eventually(lambda: demo.get("/api/v1/modbus/status")["inputs_published"] == before + 1)
+    finally:
+        client.close()
+
+
+def test_a_scada_reads_station_nodes_and_writes_an_input_over_opcua(demo: Demo) -> None:
+    status = eventually(lambda: (s := demo.get("/api/v1/opcua/status"))["running"] and s)
+    assert status["nodes"] == ["station/demo", "SystemStatus"]
+    with OpcuaClient(status["endpoint"].replace("4840", str(demo.ports[4840]))) as client:
+        system = client.get_node("ns=2;s=Stations.demo.SystemStatus").read_value()
+        assert system in ("healthy", "degraded")
+        beat = client.get_node("ns=2;s=Stations.demo.Heartbeat")
+        first = beat.read_value()
+        eventually(lambda: beat.read_value() != first, timeout=5)
+        client.get_node("ns=2;s=Stations.demo.PartPresent").write_value(True)
+        with pytest.raises(ua.UaStatusCodeError):  # station state is read-only
+            client.get_node("ns=2;s=Stations.demo.LastDecision").write_value("pass")
