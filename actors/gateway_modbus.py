@@ -9,7 +9,7 @@ coil, in the order written; the register map is `drivers.modbus.gateway_map`.
 from __future__ import annotations
 
 import asyncio
-import socket
+from collections.abc import Collection
 from typing import Any, cast
 
 import msgspec
@@ -19,25 +19,10 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
-from actors.base import TaktActor, handles
-from actors.bus import Event
-from actors.health import HealthState, overall_status
+from actors.base import handles
+from actors.gateway_station import StationGateway, bind_problem
+from actors.health import HealthState
 from actors.runtime import Runtime
-from controller.clock import TimerHandle
-from controller.station_state import (
-    InvalidStationInput,
-    PassRateWindow,
-    StationState,
-    apply_coaching,
-    apply_inspection,
-    apply_system_status,
-    changed_fields,
-    parse_coaching,
-    parse_inspection,
-    refresh,
-    tick_heartbeat,
-)
-from drivers.loop_thread import LoopThread
 from drivers.modbus.codec import RegisterKind
 from drivers.modbus.gateway_map import (
     COIL_POINTS,
@@ -47,6 +32,7 @@ from drivers.modbus.gateway_map import (
     encode_registers,
     writes_for,
 )
+from drivers.modbus.serving import stop_tcp_server
 from drivers.modbus.transport import quiet_pymodbus_logging
 
 __all__ = ["INPUT_SOURCE", "GatewayBindError", "GatewayStatus", "GetStatus", "ModbusGateway"]
@@ -89,36 +75,22 @@ class GatewayBindError(OSError):
     """The server cannot listen on its address (a port in use, an address not local)."""
 
 
-class _Beat(msgspec.Struct, frozen=True):
-    pass
-
-
-class ModbusGateway(TaktActor):
+class ModbusGateway(StationGateway):
     """Serves one station's state over Modbus TCP; see docs/plc-gateway.md."""
+
+    protocol = "Modbus"
+    io_timeout_s = _IO_TIMEOUT_S
 
     def __init__(
         self, runtime: Runtime, name: str, *, station_id: str, host: str = "127.0.0.1",
         port: int = 5020, unit: int = 1, heartbeat_s: float = 1.0, **kw: Any,
     ) -> None:
-        super().__init__(runtime, name, **kw)
+        super().__init__(runtime, name, station_id=station_id, host=host, port=port,
+                         heartbeat_s=heartbeat_s, loop_name=f"modbus-gateway:{name}", **kw)
         if not 0 <= unit <= 255:
             raise ValueError("unit must be 0..255")
-        if heartbeat_s <= 0:
-            raise ValueError("heartbeat_s must be > 0")
-        self.station_id = station_id
-        self.host = host
-        self.port = port
         self.unit = unit
-        self.heartbeat_s = heartbeat_s
-        self.state = StationState()
-        self.window = PassRateWindow()
-        self.bad_events = 0
-        self._inspection_topic = f"inspection.{station_id}.result"
-        self._coaching_topic = f"coaching.{station_id}.state"
-        self._loop = LoopThread(f"modbus-gateway:{name}")
         self._server: ModbusTcpServer | None = None
-        self._subscription: Any = None
-        self._beat: TimerHandle | None = None
         # Touched on the loop thread only (the actor reads the counters for status).
         self._coils = [False] * len(COIL_POINTS)
         self._own_write: list[int] | list[bool] | None = None
@@ -131,14 +103,9 @@ class ModbusGateway(TaktActor):
 
     def started(self) -> None:
         quiet_pymodbus_logging()
-        self._subscription = self.bus.subscribe_actor(
-            [self._inspection_topic, self._coaching_topic, "health.*"], self.actor_ref,
-            name=f"{self.name}:station",
-        )
-        # A restarted gateway picks up the coaching state it missed; counts start at 0.
-        for event in self.bus.retained([self._coaching_topic]):
-            self.state = self._apply_event(event)
-        self.state = apply_system_status(self.state, self._system_status())
+        super().started()
+
+    def _start_server(self) -> None:
         self._loop.start()
         try:
             self.port = self._loop.run(self._serve(), _IO_TIMEOUT_S)
@@ -148,38 +115,8 @@ class ModbusGateway(TaktActor):
         self.log.info("Modbus gateway for station %s on %s:%d unit %d",
                       self.station_id, self.host, self.port, self.unit)
         self.set_health(HealthState.UP)
-        self._beat = self.tell_self_later(self.heartbeat_s, _Beat())
-
-    def stopping(self) -> None:
-        self._close()
-
-    def failed(self, error: BaseException) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._beat is not None:
-            self._beat.cancel()
-        if self._subscription is not None:
-            self.bus.unsubscribe(self._subscription)
-            self._subscription = None
-        if self._loop.running:
-            try:
-                self._loop.run(self._shutdown(), _IO_TIMEOUT_S)
-            except Exception:
-                self.log.exception("Modbus gateway did not close cleanly")
-            self._loop.stop()
 
     # --- messages --------------------------------------------------------------------
-
-    @handles(Event)
-    def _on_event(self, event: Event) -> None:
-        self._update(self._apply_event(event))
-
-    @handles(_Beat)
-    def _on_beat(self, _msg: _Beat) -> None:
-        state, self.window = refresh(tick_heartbeat(self.state), self.window, self.clock.now_us())
-        self._update(state)
-        self._beat = self.tell_self_later(self.heartbeat_s, _Beat())
 
     @handles(GetStatus)
     def _status(self, _msg: GetStatus) -> GatewayStatus:
@@ -193,29 +130,9 @@ class ModbusGateway(TaktActor):
 
     # --- state -----------------------------------------------------------------------
 
-    def _apply_event(self, event: Event) -> StationState:
-        state = self.state
-        try:
-            if event.topic == self._inspection_topic:
-                state, self.window = apply_inspection(state, self.window,
-                                                      parse_inspection(event.data))
-            elif event.topic == self._coaching_topic:
-                state = apply_coaching(state, parse_coaching(event.data))
-            elif event.topic.startswith("health."):
-                state = apply_system_status(state, self._system_status())
-        except InvalidStationInput as exc:
-            self.bad_events += 1
-            self.log.warning("ignored %s from %s: %s", event.topic, event.source or "?", exc)
-        return state
-
-    def _system_status(self) -> Any:
-        return overall_status(self.runtime.health.snapshot())
-
-    def _update(self, state: StationState) -> None:
-        fields = changed_fields(self.state, state)
-        self.state = state
-        if fields and self._server is not None:
-            writes = writes_for(msgspec.structs.asdict(state), fields)
+    def _push(self, fields: Collection[str]) -> None:
+        if self._server is not None:
+            writes = writes_for(msgspec.structs.asdict(self.state), fields)
             # Waiting for the loop keeps the tables in step with the actor (a read after
             # the event sees it) and costs one thread hop per event.
             self._loop.run(self._store(writes), _IO_TIMEOUT_S)
@@ -299,30 +216,9 @@ class ModbusGateway(TaktActor):
         server, self._server = self._server, None
         if server is None:
             return
-        # pymodbus closes only handlers whose connection_made has run, and asyncio 3.11
-        # drops (without closing) a connection whose accept finishes after Server.close().
-        # So stop accepting first, let accepts in flight finish, then close everything.
-        loop = asyncio.get_running_loop()
-        for sock in cast(asyncio.Server, server.transport).sockets:
-            loop.remove_reader(sock.fileno())
-        await _settle()
-        await server.shutdown()
-        await _settle()  # run the transports' close callbacks so clients get FIN now
-
-
-async def _settle() -> None:
-    # A handful of loop turns covers asyncio's accept -> connection_made and
-    # close -> connection_lost callback chains (each two or three call_soon hops).
-    for _ in range(10):
-        await asyncio.sleep(0)
+        await stop_tcp_server(server)
 
 
 def _bind_failure(host: str, port: int) -> str:
     """Why binding failed, in the OS's words (pymodbus only logs them)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            return exc.strerror or str(exc)
-    return "the address could not be bound"
+    return bind_problem(host, port) or "the address could not be bound"

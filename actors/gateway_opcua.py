@@ -14,36 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
-import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from actors.base import TaktActor, handles
-from actors.bus import Event
-from actors.health import HealthState, overall_status
+from actors.base import handles
+from actors.gateway_station import StationGateway, bind_problem
+from actors.health import HealthState
 from actors.runtime import ActorUnavailable, Runtime, tell
-from controller.clock import TimerHandle
-from controller.station_state import (
-    InvalidStationInput,
-    PassRateWindow,
-    StationState,
-    apply_coaching,
-    apply_inspection,
-    apply_system_status,
-    changed_fields,
-    parse_coaching,
-    parse_inspection,
-    refresh,
-    tick_heartbeat,
-)
-from drivers.loop_thread import LoopThread
+from controller.station_state import StationState
+from drivers.opcua.serving import stop_server
 
 if TYPE_CHECKING:
     from asyncua import Server
@@ -137,38 +122,24 @@ class _ServerFailed(msgspec.Struct, frozen=True):
     error: BaseException
 
 
-class _Beat(msgspec.Struct, frozen=True):
-    pass
-
-
-class OpcuaGateway(TaktActor):
+class OpcuaGateway(StationGateway):
     """Serves one station's state over OPC-UA; see docs/plc-gateway.md."""
+
+    protocol = "OPC-UA"
+    io_timeout_s = _IO_TIMEOUT_S
 
     def __init__(
         self, runtime: Runtime, name: str, *, station_id: str, host: str = "127.0.0.1",
         port: int = 4840, path: str = "/takt", heartbeat_s: float = 1.0, **kw: Any,
     ) -> None:
-        super().__init__(runtime, name, **kw)
+        super().__init__(runtime, name, station_id=station_id, host=host, port=port,
+                         heartbeat_s=heartbeat_s, loop_name=f"opcua-gateway:{name}", **kw)
         if not station_id or any(c in station_id for c in " ;./"):
             raise ValueError(f"station id {station_id!r} cannot name OPC-UA nodes")
-        if heartbeat_s <= 0:
-            raise ValueError("heartbeat_s must be > 0")
-        self.station_id = station_id
-        self.host = host
-        self.port = port
         self.path = path if path.startswith("/") else f"/{path}"
-        self.heartbeat_s = heartbeat_s
-        self.state = StationState()
-        self.window = PassRateWindow()
-        self.bad_events = 0
-        self._inspection_topic = f"inspection.{station_id}.result"
-        self._coaching_topic = f"coaching.{station_id}.state"
-        self._loop = LoopThread(f"opcua-gateway:{name}")
         self._starting: Future[_ServerUp] | None = None
         self._server: Server | None = None  # set in the actor thread once it listens
         self._targets: dict[str, list[tuple[Any, Any, Callable[[Any], Any]]]] = {}
-        self._subscription: Any = None
-        self._beat: TimerHandle | None = None
         # Loop-thread state: the server once it listens, the queue of value writes, the
         # input nodes and their last values.
         self._listening: Server | None = None
@@ -183,17 +154,12 @@ class OpcuaGateway(TaktActor):
         _quiet_asyncua_logging()
         if self.port:
             _check_bindable(self.host, self.port)  # fail now, not seconds later
-        self._subscription = self.bus.subscribe_actor(
-            [self._inspection_topic, self._coaching_topic, "health.*"], self.actor_ref,
-            name=f"{self.name}:station",
-        )
-        for event in self.bus.retained([self._coaching_topic]):
-            self.state = self._apply_event(event)
-        self.state = apply_system_status(self.state, overall_status(self.runtime.health.snapshot()))
+        super().started()
+
+    def _start_server(self) -> None:
         self._loop.start()
         self._starting = asyncio.run_coroutine_threadsafe(self._serve(), self._loop.loop)
         self._starting.add_done_callback(self._on_started)
-        self._beat = self.tell_self_later(self.heartbeat_s, _Beat())
 
     def _on_started(self, future: Future[_ServerUp]) -> None:  # runs on the loop thread
         if future.cancelled():
@@ -205,26 +171,10 @@ class OpcuaGateway(TaktActor):
         except ActorUnavailable:
             pass  # stopped meanwhile; stopping() closes the server
 
-    def stopping(self) -> None:
-        self._close()
-
-    def failed(self, error: BaseException) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._beat is not None:
-            self._beat.cancel()
-        if self._subscription is not None:
-            self.bus.unsubscribe(self._subscription)
-            self._subscription = None
+    def _stop_server(self) -> None:
         if self._starting is not None:
             self._starting.cancel()
-        if self._loop.running:
-            try:
-                self._loop.run(self._shutdown(), _IO_TIMEOUT_S)
-            except Exception:
-                self.log.exception("OPC-UA gateway did not close cleanly")
-            self._loop.stop()
+        super()._stop_server()
         self._server = None
 
     # --- messages --------------------------------------------------------------------
@@ -242,16 +192,6 @@ class OpcuaGateway(TaktActor):
     def _on_failed(self, msg: _ServerFailed) -> None:
         raise msg.error
 
-    @handles(Event)
-    def _on_event(self, event: Event) -> None:
-        self._update(self._apply_event(event))
-
-    @handles(_Beat)
-    def _on_beat(self, _msg: _Beat) -> None:
-        state, self.window = refresh(tick_heartbeat(self.state), self.window, self.clock.now_us())
-        self._update(state)
-        self._beat = self.tell_self_later(self.heartbeat_s, _Beat())
-
     @handles(GetOpcuaStatus)
     def _status(self, _msg: GetOpcuaStatus) -> OpcuaStatus:
         return OpcuaStatus(
@@ -264,28 +204,11 @@ class OpcuaGateway(TaktActor):
 
     # --- state -----------------------------------------------------------------------
 
-    def _apply_event(self, event: Event) -> StationState:
-        state = self.state
-        try:
-            if event.topic == self._inspection_topic:
-                state, self.window = apply_inspection(state, self.window,
-                                                      parse_inspection(event.data))
-            elif event.topic == self._coaching_topic:
-                state = apply_coaching(state, parse_coaching(event.data))
-            elif event.topic.startswith("health."):
-                state = apply_system_status(state, overall_status(self.runtime.health.snapshot()))
-        except InvalidStationInput as exc:
-            self.bad_events += 1
-            self.log.warning("ignored %s from %s: %s", event.topic, event.source or "?", exc)
-        return state
-
-    def _update(self, state: StationState) -> None:
-        fields = changed_fields(self.state, state)
-        self.state = state
-        if fields and self._server is not None:
+    def _push(self, fields: Collection[str]) -> None:
+        if self._server is not None:
             self._publish(fields)
 
-    def _publish(self, fields: Any) -> None:
+    def _publish(self, fields: Iterable[str]) -> None:
         from asyncua import ua
 
         now = datetime.now(UTC)
@@ -388,15 +311,7 @@ class OpcuaGateway(TaktActor):
         server, self._listening = self._listening, None
         if server is None:
             return
-        # asyncua's stop waits for its ServerStatus clock task to finish a 1 s sleep;
-        # cancelling that task first makes a stop (and a supervisor restart) prompt.
-        clock = getattr(server.iserver, "time_task", None)
-        if clock is not None:
-            server.iserver.time_task = None
-            clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await clock
-        await server.stop()
+        await stop_server(server)
 
 
 def _targets(station_id: str, ns: int) -> dict[str, list[tuple[Any, Any, Callable[[Any], Any]]]]:
@@ -413,15 +328,9 @@ def _targets(station_id: str, ns: int) -> dict[str, list[tuple[Any, Any, Callabl
 
 
 def _check_bindable(host: str, port: int) -> None:
-    # The same options asyncio's create_server uses, so the answer matches the real bind.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise OpcuaBindError(
-                f"OPC-UA gateway cannot listen on {host}:{port}: {exc.strerror or exc}"
-            ) from None
+    problem = bind_problem(host, port)
+    if problem is not None:
+        raise OpcuaBindError(f"OPC-UA gateway cannot listen on {host}:{port}: {problem}")
 
 
 def _quiet_asyncua_logging() -> None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import select
-import signal
 import socket
 import sys
 import threading
 from collections.abc import Collection, Mapping, Sequence
-from types import FrameType
 from typing import Self
 
 from drivers.linesocket.codec import (
@@ -26,6 +24,7 @@ from drivers.linesocket.codec import (
     encode_refused,
     encode_update,
 )
+from sim.cli import serve_until_stopped
 
 __all__ = ["DEMO_SIGNALS", "DEMO_WRITABLE", "LinePlcSimulator", "main"]
 
@@ -279,27 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signals = dict(args.signal) if args.signal else DEMO_SIGNALS
     writable = set(args.writable) if args.signal or args.writable else DEMO_WRITABLE
 
-    done = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     sim = LinePlcSimulator(args.host, args.port, signals, writable=writable)
-    try:
-        port = sim.start()
-    except OSError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    try:
-        print(f"READY {port}", flush=True)
-        # Short waits so the handler's set() is noticed promptly whatever the platform.
-        while not done.wait(0.5):
-            pass
-    finally:
-        sim.stop()
-    return 0
+    return serve_until_stopped(sim.start, sim.stop)
 
 
 if __name__ == "__main__":

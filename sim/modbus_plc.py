@@ -7,13 +7,12 @@ import asyncio
 import heapq
 import itertools
 import random
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future
-from types import FrameType
+from functools import partial
 from typing import Any, Self, TypeVar, cast
 
 from pymodbus.server import ModbusBaseServer, ModbusTcpServer
@@ -30,7 +29,9 @@ from drivers.modbus.codec import (
     encode_bit,
 )
 from drivers.modbus.codec import make_spec as _spec
+from drivers.modbus.serving import settle, stop_tcp_server
 from drivers.modbus.transport import quiet_pymodbus_logging
+from sim.cli import serve_until_stopped, stop_on_signals
 
 __all__ = [
     "DEMO_TAGS",
@@ -153,7 +154,7 @@ class ModbusPlcSimulatorBase:
 
     async def _shutdown(self, server: ModbusBaseServer) -> None:
         await server.shutdown()
-        await _settle()
+        await settle()
 
     def _tables(self) -> tuple[list[SimData], list[SimData], list[SimData], list[SimData]]:
         def bits() -> list[SimData]:
@@ -256,23 +257,7 @@ class ModbusPlcSimulator(ModbusPlcSimulatorBase):
         return server
 
     async def _shutdown(self, server: ModbusBaseServer) -> None:
-        # pymodbus closes only handlers whose connection_made has run, and asyncio 3.11
-        # drops (without closing) a connection whose accept finishes after Server.close().
-        # So stop accepting first, let accepts in flight finish, then close everything:
-        # the kernel resets connections still in the backlog, clients see the rest closed.
-        loop = asyncio.get_running_loop()
-        for sock in cast(asyncio.Server, server.transport).sockets:
-            loop.remove_reader(sock.fileno())
-        await _settle()
-        await server.shutdown()
-        await _settle()  # run the transports' close callbacks so clients get FIN now
-
-
-async def _settle() -> None:
-    # A handful of loop turns covers asyncio's accept -> connection_made and
-    # close -> connection_lost callback chains (each two or three call_soon hops).
-    for _ in range(10):
-        await asyncio.sleep(0)
+        await stop_tcp_server(server)
 
 
 class Script:
@@ -370,18 +355,6 @@ def demo_script(sim: ModbusPlcSimulatorBase) -> Script:
     )
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT, for simulator processes that serve until told."""
-    done = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return done
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the simulator as a process; prints `READY <port>` once listening."""
     parser = argparse.ArgumentParser(prog="python -m sim.modbus_plc", description=__doc__)
@@ -392,23 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="run the demo station signals")
     args = parser.parse_args(argv)
 
-    done = stop_on_signals()
     sim = ModbusPlcSimulator(args.host, args.port, args.unit, args.size)
-    try:
-        port = sim.start()
-    except OSError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    try:
-        if args.demo:
-            demo_script(sim)
-        print(f"READY {port}", flush=True)
-        # Short waits so the handler's set() is noticed promptly whatever the platform.
-        while not done.wait(0.5):
-            pass
-    finally:
-        sim.stop()
-    return 0
+    program = partial(demo_script, sim) if args.demo else None
+    return serve_until_stopped(sim.start, sim.stop, program=program)
 
 
 if __name__ == "__main__":

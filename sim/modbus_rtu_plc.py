@@ -18,7 +18,8 @@ from pymodbus.server import ModbusBaseServer, ModbusSerialServer
 from pymodbus.simulator import SimDevice
 
 from drivers.modbus.transport import find_rtu_frame
-from sim.modbus_plc import ModbusPlcSimulatorBase, demo_script, stop_on_signals
+from sim.cli import serve_until_stopped
+from sim.modbus_plc import ModbusPlcSimulatorBase, demo_script
 from sim.ptypair import PtyPair
 
 __all__ = ["ModbusRtuPlcSimulator", "main"]
@@ -112,31 +113,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="run the demo station signals")
     args = parser.parse_args(argv)
 
-    done = stop_on_signals()
     pair = PtyPair().start() if args.pty else None
     try:
         client_path = pair.a_path if pair is not None else args.serial
         sim = ModbusRtuPlcSimulator(
             pair.b_path if pair is not None else args.serial, args.unit, args.size, args.baudrate
         )
-        try:
+
+        def start() -> str:
             sim.start()
-        except OSError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        try:
-            if args.demo:
-                demo_script(sim)
-            print(f"READY {client_path}", flush=True)
-            # Short waits so the handler's set() is noticed promptly whatever the platform.
-            while not done.wait(0.5):
-                pass
-        finally:
-            sim.stop()
+            return client_path
+
+        program = partial(demo_script, sim) if args.demo else None
+        return serve_until_stopped(start, sim.stop, program=program)
     finally:
         if pair is not None:
             pair.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,24 +10,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import CancelledError
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-import msgspec
-from asyncua import Client, Node, ua
-from asyncua.common.ua_utils import data_type_to_variant_type
+from asyncua import Client, ua
 
 from drivers.errors import DeviceUnavailable, DriverError, FrameError
 from drivers.loop_thread import LoopThread
+from drivers.opcua.bindings import (
+    DEADBANDS,
+    MonitoringRefused,
+    OpcuaTag,
+    TagProblems,
+    TypeMismatch,
+    UnknownNodes,
+    check_tag,
+)
+from drivers.opcua.browse import AddressSpace, BrowsedTag, is_bad, value_of
 from drivers.opcua.values import (
     Value,
     compatible,
     from_opcua,
     takt_type_for,
     to_variant,
-    variant_for,
 )
 
 __all__ = [
@@ -45,11 +52,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-_DEADBANDS = {
-    "none": ua.DeadbandType.None_,
-    "absolute": ua.DeadbandType.Absolute,
-    "percent": ua.DeadbandType.Percent,
-}
 # The server closes a session its client has not used for this long; the watchdog reads
 # every second, so a short timeout only frees the sessions of clients that vanished
 # (PLCs allow a handful of sessions, and a reconnecting client must not exhaust them).
@@ -64,71 +66,7 @@ _STATUS_LINK = frozenset({
     ua.StatusCodes.BadTimeout, ua.StatusCodes.BadShutdown, ua.StatusCodes.BadServerHalted,
     ua.StatusCodes.BadTooManySessions, ua.StatusCodes.BadNoCommunication,
 })
-_HIERARCHICAL = ua.NodeId(ua.ObjectIds.HierarchicalReferences)
 _HAS_PROPERTY = ua.NodeId(ua.ObjectIds.HasProperty)
-_SERVER_OBJECT = ua.NodeId(ua.ObjectIds.Server)
-
-
-class OpcuaTag(msgspec.Struct, frozen=True, kw_only=True):
-    """One bound PLC variable and how its changes reach Takt."""
-
-    name: str  # Takt signal name
-    node: str  # NodeId string, e.g. "ns=2;s=Line1.PartPresent" or "ns=2;i=1005"
-    type: str  # Takt value type, see values.py
-    subscribe: bool = True  # False: read on each poll() instead
-    publishing_interval_ms: float = 0.0  # 0 = as fast as the server allows
-    sampling_interval_ms: float = 0.0
-    queue_size: int = 1
-    deadband_type: str = "none"  # "none" | "absolute" | "percent"
-    deadband: float = 0.0
-
-
-class BrowsedTag(msgspec.Struct, frozen=True, kw_only=True):
-    """A variable found by browse(); data_type is the Takt type, or the OPC-UA one if none."""
-
-    node: str
-    path: str
-    data_type: str
-    writable: bool
-    value: bool | int | float | str | None
-
-
-class TagProblems(DriverError):
-    """Problems with some bindings, by tag name."""
-
-    summary = "bad bindings"
-
-    def __init__(self, problems: dict[str, str]) -> None:
-        self.problems = dict(problems)
-        details = "; ".join(f"{name}: {text}" for name, text in self.problems.items())
-        super().__init__(f"{self.summary}: {details}")
-
-
-class UnknownNodes(TagProblems):
-    """Bound nodes that do not exist on the server (or are not variables).
-
-    `mismatched` holds the type problems of the other tags, found in the same pass, so a
-    caller can report every problem at once.
-    """
-
-    summary = "unknown nodes"
-
-    def __init__(self, problems: dict[str, str], mismatched: dict[str, str] | None = None
-                 ) -> None:
-        super().__init__(problems)
-        self.mismatched = dict(mismatched or {})
-
-
-class TypeMismatch(TagProblems):
-    """Bindings whose declared type does not match the node's DataType."""
-
-    summary = "type mismatch"
-
-
-class MonitoringRefused(TagProblems):
-    """Subscribed bindings the server will not monitor as asked (e.g. a deadband it refuses)."""
-
-    summary = "monitoring refused"
 
 
 class WriteRefused(DriverError):
@@ -176,7 +114,7 @@ class OpcuaClient:
         for tag in tags:
             if tag.name in self._tags:
                 raise ValueError(f"tag {tag.name!r} is bound twice")
-            self._node_ids[tag.name] = _check_tag(tag)
+            self._node_ids[tag.name] = check_tag(tag)
             self._tags[tag.name] = tag
         self._on_change = on_change
         self._on_lost = on_lost
@@ -187,7 +125,7 @@ class OpcuaClient:
         self._loop = LoopThread(f"{name}-opcua")
         self._client: Client | None = None
         self._by_handle: dict[int, OpcuaTag] = {}
-        self._subtypes: dict[ua.NodeId, ua.VariantType | None] = {}
+        self._space = AddressSpace(lambda: self._ua)
         self._started = False
         self._armed = False  # on_lost fires only once connect() has succeeded
         self._closing = False
@@ -240,7 +178,8 @@ class OpcuaClient:
         if max_depth < 1 or limit < 1:
             raise ValueError("max_depth and limit must be >= 1")
         self._check_usable()
-        return self._run(self._browse(max_depth, limit), self._timeout_s * (max_depth + 2))
+        return self._run(self._space.browse(max_depth, limit),
+                         self._timeout_s * (max_depth + 2))
 
     def close(self) -> None:
         """Close the session and stop the loop; safe twice, also from a callback."""
@@ -318,17 +257,17 @@ class OpcuaClient:
         tags = [tag for tag in self._tags.values() if tag.name not in unknown]
         attributes = (ua.AttributeIds.NodeClass, ua.AttributeIds.DataType,
                       ua.AttributeIds.ValueRank)
-        results = await self._read_attributes(
+        results = await self._space.read_attributes(
             [(self._node_ids[tag.name], attr) for tag in tags for attr in attributes]
         )
         mismatch: dict[str, str] = {}
         for index, tag in enumerate(tags):
             node_class, data_type, rank = results[3 * index : 3 * index + 3]
-            if _bad(node_class):
+            if is_bad(node_class):
                 unknown[tag.name] = _node_problem(tag.node, node_class.StatusCode)
                 continue
-            if _value_of(node_class) != ua.NodeClass.Variable:
-                kind = ua.NodeClass(_value_of(node_class)).name
+            if value_of(node_class) != ua.NodeClass.Variable:
+                kind = ua.NodeClass(value_of(node_class)).name
                 unknown[tag.name] = f"node {tag.node} is not a Variable (it is {kind})"
                 continue
             problem = await self._type_problem(tag, data_type, rank)
@@ -360,32 +299,17 @@ class OpcuaClient:
     async def _type_problem(
         self, tag: OpcuaTag, data_type: ua.DataValue, rank: ua.DataValue
     ) -> str | None:
-        if _bad(data_type) or not isinstance(_value_of(data_type), ua.NodeId):
+        if is_bad(data_type) or not isinstance(value_of(data_type), ua.NodeId):
             return f"node {tag.node} has no readable DataType"
-        if not _bad(rank) and isinstance(_value_of(rank), int) and _value_of(rank) >= 0:
+        if not is_bad(rank) and isinstance(value_of(rank), int) and value_of(rank) >= 0:
             return f"node {tag.node} holds arrays; Takt binds scalars"
-        variant_type = await self._variant_type(_value_of(data_type))
+        variant_type = await self._space.variant_type(value_of(data_type))
         if variant_type is None or not compatible(tag.type, variant_type):
             held = variant_type.name if variant_type is not None else "a structured type"
             hint = takt_type_for(variant_type) if variant_type is not None else None
             fix = f"; declare type = {hint!r}" if hint else ""
             return f"node {tag.node} holds {held}, not {tag.type}{fix}"
         return None
-
-    async def _variant_type(self, data_type: ua.NodeId) -> ua.VariantType | None:
-        identifier = data_type.Identifier
-        if data_type.NamespaceIndex == 0 and isinstance(identifier, int) and 1 <= identifier <= 25:
-            return ua.VariantType(identifier)
-        if data_type not in self._subtypes:
-            try:
-                # A subtype (an enumeration, a vendor's "Temperature" Double...): walk up to
-                # a built-in type; a few browse calls, once per such type.
-                type_node = Node(self._ua.uaclient.session, data_type)
-                found: ua.VariantType | None = await data_type_to_variant_type(type_node)
-            except ua.UaError:
-                found = None
-            self._subtypes[data_type] = None if found is ua.VariantType.Variant else found
-        return self._subtypes[data_type]
 
     async def _check_percent_deadbands(self) -> None:
         # A percent deadband is relative to the node's EURange; without one a server refuses
@@ -454,7 +378,7 @@ class OpcuaClient:
         if tag.deadband_type != "none":
             data_filter = ua.DataChangeFilter(
                 Trigger=ua.DataChangeTrigger.StatusValue,
-                DeadbandType=_DEADBANDS[tag.deadband_type],
+                DeadbandType=DEADBANDS[tag.deadband_type],
                 DeadbandValue=tag.deadband,
             )
         return ua.MonitoredItemCreateRequest(
@@ -476,19 +400,8 @@ class OpcuaClient:
             raise DeviceUnavailable(f"{self._name}: link lost while connecting: {self._lost}")
         self._armed = True
 
-    async def _read_attributes(
-        self, pairs: Iterable[tuple[ua.NodeId, ua.AttributeIds]]
-    ) -> list[ua.DataValue]:
-        nodes = [ua.ReadValueId(NodeId=nid, AttributeId=attr) for nid, attr in pairs]
-        if not nodes:
-            return []  # servers answer an empty Read with BadNothingToDo
-        params = ua.ReadParameters(
-            NodesToRead=nodes, TimestampsToReturn=ua.TimestampsToReturn.Neither
-        )
-        return await self._ua.uaclient.read(params)
-
     async def _read(self, tags: list[OpcuaTag]) -> list[tuple[str, Value]]:
-        results = await self._read_attributes(
+        results = await self._space.read_attributes(
             (self._node_ids[tag.name], ua.AttributeIds.Value) for tag in tags
         )
         values: list[tuple[str, Value]] = []
@@ -510,86 +423,6 @@ class OpcuaClient:
                 f"{self._name}: {tag.name} ({tag.node}) refused {variant.Value!r}: "
                 f"{_status_text(status)}"
             )
-
-    async def _browse(self, max_depth: int, limit: int) -> list[BrowsedTag]:
-        found: list[tuple[ua.NodeId, str]] = []
-        level: list[tuple[ua.NodeId, str]] = [(ua.NodeId(ua.ObjectIds.ObjectsFolder), "")]
-        seen = {level[0][0]}
-        for _ in range(max_depth):
-            if not level or len(found) >= limit:
-                break
-            children: list[tuple[ua.NodeId, str]] = []
-            for (_, path), refs in zip(level, await self._browse_level(level), strict=True):
-                for ref in refs:
-                    nid = ref.NodeId
-                    # Properties (EURange, EngineeringUnits...) describe a variable; not tags.
-                    if nid in seen or nid == _SERVER_OBJECT or ref.ReferenceTypeId == _HAS_PROPERTY:
-                        continue
-                    seen.add(nid)
-                    child = (nid, f"{path}/{ref.BrowseName.Name}" if path else ref.BrowseName.Name)
-                    children.append(child)
-                    if ref.NodeClass == ua.NodeClass.Variable and len(found) < limit:
-                        found.append(child)
-            level = children
-        return await self._describe_variables(found)
-
-    async def _browse_level(self, level: list[tuple[ua.NodeId, str]]) -> list[list[Any]]:
-        params = ua.BrowseParameters(NodesToBrowse=[
-            ua.BrowseDescription(
-                NodeId=nid,
-                BrowseDirection=ua.BrowseDirection.Forward,
-                ReferenceTypeId=_HIERARCHICAL,
-                IncludeSubtypes=True,
-                NodeClassMask=ua.NodeClass.Object | ua.NodeClass.Variable,
-                ResultMask=ua.BrowseResultMask.All,
-            )
-            for nid, _ in level
-        ])
-        uaclient = self._ua.uaclient
-        references: list[list[Any]] = []
-        for result in await uaclient.browse(params):
-            refs = list(result.References) if result.StatusCode.is_good() else []
-            point = result.ContinuationPoint
-            while point:
-                (more,) = await uaclient.browse_next(
-                    ua.BrowseNextParameters(ContinuationPoints=[point])
-                )
-                refs.extend(more.References)
-                point = more.ContinuationPoint
-            references.append(refs)
-        return references
-
-    async def _describe_variables(self, found: list[tuple[ua.NodeId, str]]) -> list[BrowsedTag]:
-        attributes = (ua.AttributeIds.DataType, ua.AttributeIds.UserAccessLevel,
-                      ua.AttributeIds.Value)
-        results = await self._read_attributes(
-            (nid, attr) for nid, _ in found for attr in attributes
-        )
-        tags: list[BrowsedTag] = []
-        for index, (nid, path) in enumerate(found):
-            data_type, access, data = results[3 * index : 3 * index + 3]
-            type_node = _value_of(data_type) if not _bad(data_type) else None
-            variant_type = None
-            if isinstance(type_node, ua.NodeId):
-                variant_type = await self._variant_type(type_node)
-            takt_type = takt_type_for(variant_type) if variant_type is not None else None
-            value: Value | None = None
-            if takt_type is not None and not _bad(data):
-                try:
-                    value = from_opcua(takt_type, data.Value)
-                except FrameError:
-                    value = None
-            writable = not _bad(access) and bool(
-                (_value_of(access) or 0) & ua.AccessLevel.CurrentWrite.mask
-            )
-            tags.append(BrowsedTag(
-                node=nid.to_string(),
-                path=path,
-                data_type=takt_type or _type_name(variant_type, type_node),
-                writable=writable,
-                value=value,
-            ))
-        return tags
 
     def _decode(self, tag: OpcuaTag, data: ua.DataValue | None) -> Value | None:
         try:
@@ -669,28 +502,6 @@ class OpcuaClient:
         client.disconnect_socket()
 
 
-def _check_tag(tag: OpcuaTag) -> ua.NodeId:
-    where = f"tag {tag.name!r}"
-    try:
-        variant_for(tag.type)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    if tag.deadband_type not in _DEADBANDS:
-        raise ValueError(f"{where}: deadband_type must be one of {', '.join(_DEADBANDS)}")
-    if not math.isfinite(tag.deadband) or tag.deadband < 0:
-        raise ValueError(f"{where}: deadband must be a finite number >= 0")
-    if tag.deadband_type != "none" and tag.type in ("bool", "string"):
-        raise ValueError(f"{where}: a deadband applies to numbers, not {tag.type}")
-    if tag.deadband_type == "percent" and tag.deadband > 100:
-        raise ValueError(f"{where}: a percent deadband is 0..100")
-    if tag.publishing_interval_ms < 0 or tag.sampling_interval_ms < 0 or tag.queue_size < 0:
-        raise ValueError(f"{where}: intervals and queue_size must be >= 0")
-    try:
-        return ua.NodeId.from_string(tag.node)
-    except (ua.UaStringParsingError, ValueError):
-        raise ValueError(f"{where}: {tag.node!r} is not a NodeId (e.g. 'ns=2;s=Line1.X')") from None
-
-
 def _abort(client: Client) -> bool:
     """Drop the socket at once (nothing flushed); True if there was one."""
     protocol = client.uaclient.protocol
@@ -698,20 +509,6 @@ def _abort(client: Client) -> bool:
         return False
     protocol.transport.abort()
     return True
-
-
-def _type_name(variant_type: ua.VariantType | None, type_node: object) -> str:
-    if variant_type is not None:
-        return variant_type.name
-    return type_node.to_string() if isinstance(type_node, ua.NodeId) else "unknown"
-
-
-def _value_of(data: ua.DataValue) -> Any:
-    return data.Value.Value if data.Value is not None else None
-
-
-def _bad(data: ua.DataValue) -> bool:
-    return data.StatusCode is not None and data.StatusCode.is_bad()
 
 
 def _status_text(status: ua.StatusCode) -> str:

@@ -29,7 +29,7 @@ name = "t"
 name = "line1"
 port = {port}
 poll_interval_ms = 50
-timeout_ms = 300
+timeout_ms = 2000           # generous: a loaded CI machine must not look like a dead PLC
 
   [[plcs.bindings]]
   name = "part_present"

@@ -25,7 +25,7 @@ name = "press"
 protocol = "MODBUS_RTU"
 unit = 7
 poll_interval_ms = 50
-timeout_ms = 300
+timeout_ms = 2000
 
   [plcs.serial]
   device = "{device}"

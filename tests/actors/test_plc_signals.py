@@ -30,7 +30,7 @@ name = "t"
 name = "cell"
 port = {port}
 poll_interval_ms = 50
-timeout_ms = 300
+timeout_ms = 2000
 
   [plcs.heartbeat]
   in_signal = "plc_beat"

@@ -28,7 +28,7 @@ name = "press"
 protocol = "TCP_SOCKET"
 port = {port}
 poll_interval_ms = 100
-timeout_ms = 500
+timeout_ms = 1000
 
   [[plcs.bindings]]
   name = "part_present"
