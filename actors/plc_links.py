@@ -20,9 +20,9 @@ from drivers.modbus.codec import (
     EncodeError,
     ReadBlock,
     RegisterSpec,
+    decode,
     encode,
     encode_bit,
-    extract,
     make_spec,
     plan_reads,
 )
@@ -166,7 +166,15 @@ class ModbusLink:
         for block, names in blocks:
             try:
                 raw = self.transport.read(block.kind, block.address, block.count)
-                values.extend((n, extract(self.bindings[n][1], block, raw)) for n in names)
+                if len(raw) != block.count:
+                    raise FrameError(f"{block.kind} {block.address}: got {len(raw)} values, "
+                                     f"want {block.count}")
+                # Checked once per block, so each tag is a slice and a decode (this loop is
+                # most of the polling CPU).
+                for name in names:
+                    spec = self.bindings[name][1]
+                    offset = spec.address - block.address
+                    values.append((name, decode(spec, raw[offset:offset + spec.count])))
             except ExceptionResponse as exc:
                 self.callbacks.refused(str(exc))
             except FrameError as exc:

@@ -1,25 +1,28 @@
 """Line PLCs pushing signals: 100 bindings per PLC, change -> /ws frame latency and poll cost.
 
 Processes on loopback, so no one's GIL skews another's clock readings or CPU figures:
-- PLC (child): an OPC-UA simulator (100 writable Double tags) and a Modbus simulator in one
-  process, and a changer that, on command, changes the tags (or holding registers 0..99)
-  round robin at 1 kHz aggregate, stamping time.time_ns() before each set; each (signal,
-  value) is unique (a rising counter per signal);
+- PLC (child): an OPC-UA simulator (100 writable Double tags) and a Modbus simulator, and a
+  changer that, on command, changes the tags (or holding registers 0..99) round robin at
+  1 kHz aggregate, stamping time.time_ns() before each set; every (signal, value) is unique
+  (a rising counter per signal), so frames match changes exactly;
 - station (child, one per phase): `start_station` served as `takt run` serves it;
 - bare pymodbus loop (child): ModbusTcpClient reading the 100 registers every 10 ms;
 - client (this process): one `/ws?token=` connection subscribed to `device.plc.*`, stamping
-  frames on arrival; also the bare OPC-UA client of the baseline.
+  frames on arrival; also the bare OPC-UA client of the baseline. Its collector is off, so
+  its own pauses are not counted as latency.
 Phases, in order: a station with no PLC (CPU, idle); a bare `drivers.opcua.client.OpcuaClient`
-in this process subscribed to the 100 nodes (change -> on_change: the protocol itself, the
-OPC-UA baseline); a station with one OPC-UA PLC binding the 100 nodes (publishing and
+in this process on the 100 nodes (change -> on_change: the protocol and Takt's driver alone,
+the OPC-UA baseline); a station with one OPC-UA PLC binding the 100 nodes (publishing and
 sampling interval 0): first stamped events published straight on its bus at 1 kHz -> /ws
 (the bus -> WS part alone), then tag changes at 1 kHz -> /ws; a station with one Modbus PLC
 polling 100 holding registers every 10 ms: CPU with no changes, then register changes at
 1 kHz -> /ws; the bare pymodbus loop (CPU).
 Figures: `change_to_frame` = for every change, the first frame carrying that value (or a
-later one of the same signal) minus the change time; `frame_value_age` = for every frame,
-arrival minus the change time of the value it carries. CPU % = user + system time of the
-process (all threads, /proc) over the window / window (100 % = one core).
+later one of the same signal) minus the change time; `split_*` cut it at the bus publish
+(the envelope's `ts`, millisecond resolution, so +-0.5 ms); CPU % = user + system time of a
+process (all threads, /proc) over the window (100 = one core); `load` = CPU of the whole
+machine, of this run's processes and of everything else meanwhile (on a shared machine,
+other work explains tails).
 Budget: change -> frame p99 <= 5 ms at 1 kHz changes (ARCHITECTURE.md); polling cost has no
 budget, it is reported against the bare loop.
 Run: .venv/bin/python bench/plc_bindings.py [--quick]
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,11 +40,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import msgspec
 import trio
 import trio_websocket
 from _support.common import (
@@ -57,7 +60,11 @@ from _support.common import (
 )
 from _support.plc import (
     Change,
+    Frames,
+    LoadMeter,
     Seen,
+    StationClient,
+    bus_messages,
     cpu_seconds,
     idle_station_toml,
     match_changes,
@@ -65,6 +72,9 @@ from _support.plc import (
     opcua_bank,
     opcua_station_toml,
     paced,
+    plc_frames,
+    readline,
+    send_line,
     signal_name,
 )
 
@@ -83,12 +93,14 @@ TAIL_S = 0.3  # after the last change, for the frames still in flight
 
 
 def serve_plc_child(opcua_tags: int) -> None:
+    """Both simulators; `<opcua|modbus> <hz> <seconds>` on stdin changes that protocol's
+    tags round robin and answers `TABLE {changes: [[signal, value, t_ns]...], ...}`."""
     from drivers.modbus.codec import make_spec
     from sim.modbus_plc import ModbusPlcSimulator
     from sim.opcua_plc import OpcuaPlcSimulator
 
     tags = opcua_bank(opcua_tags)
-    opcua = OpcuaPlcSimulator(port=0, name="plc")
+    opcua = OpcuaPlcSimulator(port=0, name="plc", bank_size=opcua_tags)
     modbus = ModbusPlcSimulator(port=0, size=max(1000, BINDINGS))
     opcua.start()
     modbus.start()
@@ -121,7 +133,7 @@ def serve_plc_child(opcua_tags: int) -> None:
              "nodes": [opcua.node_id(t) for t in tags]}
     print("READY " + json.dumps(ready, separators=(",", ":")), flush=True)
     try:
-        for line in sys.stdin:  # `<opcua|modbus> <hz> <seconds>`: change, then report
+        for line in sys.stdin:
             parts = line.split()
             if len(parts) == 3 and parts[0] in counters:
                 table = run(parts[0], int(parts[1]), float(parts[2]))
@@ -136,16 +148,17 @@ def serve_plc_child(opcua_tags: int) -> None:
 
 def serve_station_child(config_file: Path, data_dir: Path, switch_interval_s: float | None
                         ) -> None:
+    """A station as `takt run` serves it; `bus <hz> <seconds>` on stdin publishes stamped
+    events straight on its bus (the bus -> WS baseline)."""
     from controller.boot import start_station
     from controller.config import parse_config
 
-    if switch_interval_s is not None:  # a diagnostic: how much of the latency is GIL hand-off
+    if switch_interval_s is not None:  # a diagnostic: is the latency GIL hand-off?
         sys.setswitchinterval(switch_interval_s)
-
     station = start_station(parse_config(config_file.read_text(), "bench.toml"), data_dir)
     bus = station.runtime.bus
 
-    def commands() -> None:  # `bus <hz> <seconds>` on stdin: publish stamped events
+    def commands() -> None:
         for line in sys.stdin:
             parts = line.split()
             if parts and parts[0] == "bus":
@@ -200,114 +213,69 @@ def serve_pymodbus_child() -> None:
 # --- client (this process) -----------------------------------------------------------------
 
 
-def _readline(proc: subprocess.Popen[str], prefix: str) -> str:
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"child exited before {prefix}")
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
+class Bench:
+    """The run's child processes, and how busy the machine was while it measured."""
+
+    def __init__(self, tmp: Path, switch_interval_s: float | None) -> None:
+        self.tmp = tmp
+        self.switch_interval_s = switch_interval_s
+        self.children: list[subprocess.Popen[str]] = []
+
+    def spawn(self, args: list[str]) -> subprocess.Popen[str]:
+        proc = spawn(args, stdin=True)
+        self.children.append(proc)
+        return proc
+
+    def load(self) -> LoadMeter:
+        return LoadMeter(lambda: [os.getpid(),
+                                  *(c.pid for c in self.children if c.poll() is None)])
+
+    def cpu_pct(self, pid: int, window_s: float) -> tuple[float, dict[str, float]]:
+        """CPU % of process pid over the next window_s seconds, and the load meanwhile."""
+        load = self.load()
+        c0, t0 = cpu_seconds(pid), time.perf_counter()
+        time.sleep(window_s)
+        c1, t1 = cpu_seconds(pid), time.perf_counter()
+        return round((c1 - c0) / (t1 - t0) * 100, 2), load.stop()
+
+    @contextmanager
+    def station(self, label: str, toml: str) -> Iterator[StationClient]:
+        """A station child serving `toml`, logged in as admin; stopped on exit."""
+        config = self.tmp / f"{label}.toml"
+        config.write_text(toml)
+        switch = self.switch_interval_s
+        extra = [] if switch is None else ["--station-switch-interval", str(switch)]
+        proc = self.spawn([SELF, "--serve", "station", "--config", str(config),
+                           "--data-dir", str(self.tmp / f"data-{label}"), *extra])
+        try:
+            port_s, password = read_ready(proc, 60.0)
+            yield StationClient(proc, int(port_s), login(int(port_s), password))
+        finally:
+            stop_child(proc)
+
+    def close(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
 
 
-def _command(proc: subprocess.Popen[str], line: str) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(line + "\n")
-    proc.stdin.flush()
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    """What one command to a child produced while the client watched /ws."""
+
+    reply: str
+    frames: list[tuple[int, str | bytes]]
+    station_cpu_pct: float
+    load: dict[str, float]
 
 
-class Station:
-    """A station child serving `toml`, logged in as admin."""
-
-    def __init__(self, proc: subprocess.Popen[str], port: int, token: str) -> None:
-        self.proc = proc
-        self.port = port
-        self.token = token
-
-    def get(self, path: str) -> Any:
-        r = httpx.get(f"http://127.0.0.1:{self.port}{path}",
-                      headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
-        r.raise_for_status()
-        return r.json()
-
-    def plc_info(self, name: str) -> dict[str, Any]:
-        health: dict[str, Any] = self.get(f"/api/v1/plcs/{name}/health")
-        return health
-
-    def wait_up(self, name: str, timeout_s: float = 30.0) -> dict[str, Any]:
-        """Wait until the PLC is UP and has delivered every binding's value."""
-        deadline = time.monotonic() + timeout_s
-        health: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            health = self.plc_info(name)
-            info = health.get("info") or {}
-            signals = info.get("signals") or {}
-            if health["state"] == "UP" and signals and all(
-                    s["value"] is not None for s in signals.values()):
-                return health
-            time.sleep(0.05)
-        raise RuntimeError(f"PLC {name} not up in time: {health.get('last_error')}")
-
-
-@contextmanager
-def station(tmp: Path, label: str, toml: str, children: list[subprocess.Popen[str]],
-            switch_interval_s: float | None) -> Iterator[Station]:
-    config = tmp / f"{label}.toml"
-    config.write_text(toml)
-    extra = [] if switch_interval_s is None else [
-        "--station-switch-interval", str(switch_interval_s)]
-    proc = spawn([SELF, "--serve", "station", "--config", str(config),
-                  "--data-dir", str(tmp / f"data-{label}"), *extra], stdin=True)
-    children.append(proc)
-    try:
-        port_s, password = read_ready(proc, 60.0)
-        yield Station(proc, int(port_s), login(int(port_s), password))
-    finally:
-        stop_child(proc)
-
-
-def cpu_pct(pid: int, window_s: float) -> float:
-    """CPU % of process pid over the next window_s seconds (100 = one core busy)."""
-    c0, t0 = cpu_seconds(pid), time.perf_counter()
-    time.sleep(window_s)
-    c1, t1 = cpu_seconds(pid), time.perf_counter()
-    return round((c1 - c0) / (t1 - t0) * 100, 2)
-
-
-class Frames:
-    """Every frame of the connection with its arrival time, parsed after the run."""
-
-    def __init__(self) -> None:
-        self.raw: list[tuple[int, str | bytes]] = []
-
-    async def pump(self, ws: trio_websocket.WebSocketConnection) -> None:
-        clock = time.time_ns
-        while True:
-            msg = await ws.get_message()
-            self.raw.append((clock(), msg))
-
-
-def _bus_messages(raw: list[tuple[int, str | bytes]], topic: str
-                  ) -> list[tuple[int, dict[str, Any]]]:
-    out = []
-    for t, text in raw:
-        msg = json.loads(text)
-        if msg.get("type") == "gap":
-            raise RuntimeError(f"the client lost events: {msg}")
-        if msg.get("type") == "bus" and msg.get("topic") == topic:
-            out.append((t, msg))
-    return out
-
-
-async def _watch(st: Station, actions: list[tuple[subprocess.Popen[str], str, str]]
-                 ) -> list[tuple[str, list[tuple[int, str | bytes]], float]]:
+async def _watch(bench: Bench, st: StationClient,
+                 actions: list[tuple[subprocess.Popen[str], str, str]]) -> list[Step]:
     """Subscribe to device.plc.*, then run each (child, command, reply prefix) in turn;
-    for each: the child's reply, the frames that arrived meanwhile (and for TAIL_S after),
-    and the station's CPU % over that time."""
+    each step keeps the frames that arrived until TAIL_S after the reply."""
     frames = Frames()
-    results = []
-    url = f"ws://127.0.0.1:{st.port}/ws?token={st.token}"
-    async with trio_websocket.open_websocket_url(url) as ws:
+    steps = []
+    async with trio_websocket.open_websocket_url(st.ws_url) as ws:
         ready = json.loads(await ws.get_message())
         if ready["type"] != "ready":
             raise RuntimeError(f"unexpected first message {ready}")
@@ -320,14 +288,16 @@ async def _watch(st: Station, actions: list[tuple[subprocess.Popen[str], str, st
             await trio.sleep(TAIL_S)
             for proc, command, prefix in actions:
                 mark = len(frames.raw)
+                load = bench.load()
                 c0, t0 = cpu_seconds(st.proc.pid), time.perf_counter()
-                _command(proc, command)
-                reply = await trio.to_thread.run_sync(_readline, proc, prefix)
+                send_line(proc, command)
+                reply = await trio.to_thread.run_sync(readline, proc, prefix)
                 await trio.sleep(TAIL_S)
                 cpu = (cpu_seconds(st.proc.pid) - c0) / (time.perf_counter() - t0) * 100
-                results.append((reply, frames.raw[mark:], round(cpu, 1)))
+                steps.append(Step(reply=reply, frames=frames.raw[mark:],
+                                  station_cpu_pct=round(cpu, 1), load=load.stop()))
             nursery.cancel_scope.cancel()
-    return results
+    return steps
 
 
 def _latency(table: dict[str, Any], seen: list[Seen],
@@ -361,22 +331,8 @@ def _latency(table: dict[str, Any], seen: list[Seen],
     return result
 
 
-def _plc_frames(raw: list[tuple[int, str | bytes]], plc: str
-                ) -> tuple[list[Seen], dict[tuple[str, int], int]]:
-    """The PLC's signal frames as (signal, value, arrival ns), and the bus publish time of
-    each (signal, value) from the envelope's `ts` (wall clock, millisecond resolution)."""
-    seen: list[Seen] = []
-    published_us: dict[tuple[str, int], int] = {}
-    for t, m in _bus_messages(raw, f"device.plc.{plc}.signal"):
-        key = (m["data"]["signal"], int(m["data"]["value"]))
-        seen.append((key[0], key[1], t))
-        ts = datetime.fromisoformat(m["ts"])
-        published_us[key] = round(ts.timestamp() * 1e6)
-    return seen, published_us
-
-
-def opcua_bare(plc: subprocess.Popen[str], ready: dict[str, Any], seconds: float
-               ) -> dict[str, Any]:
+def opcua_bare(bench: Bench, plc: subprocess.Popen[str], ready: dict[str, Any],
+               seconds: float) -> dict[str, Any]:
     """Change -> on_change of Takt's OPC-UA driver alone, in this process."""
     from drivers.opcua.client import OpcuaClient, OpcuaTag
 
@@ -396,63 +352,180 @@ def opcua_bare(plc: subprocess.Popen[str], ready: dict[str, Any], seconds: float
     try:
         time.sleep(TAIL_S)  # the initial values
         mark = len(seen)
-        _command(plc, f"opcua {RATE_HZ} {seconds}")
-        table = json.loads(_readline(plc, "TABLE "))
+        load = bench.load()
+        send_line(plc, f"opcua {RATE_HZ} {seconds}")
+        table = json.loads(readline(plc, "TABLE "))
         time.sleep(TAIL_S)
+        machine_load = load.stop()
         changes = list(seen[mark:])
     finally:
         client.close()
     if lost:
         raise RuntimeError(f"bare OPC-UA client lost its link: {lost[0]}")
-    return _latency(table, changes)
+    return {**_latency(table, changes), "load": machine_load}
 
 
-def opcua_station(st: Station, plc: subprocess.Popen[str], seconds: float) -> dict[str, Any]:
-    st.wait_up(OPCUA_PLC)
-    (published, bus_raw, bus_cpu), (table_json, plc_raw, plc_cpu) = trio.run(
-        _watch, st, [(st.proc, f"bus {RATE_HZ} {seconds}", "PUBLISHED "),
-                     (plc, f"opcua {RATE_HZ} {seconds}", "TABLE ")])
-    counters = st.plc_info(OPCUA_PLC)["info"]["counters"]
-    n_pub, pub_s = published.split()
-    bus_lat = [(t - m["data"]["t_ns"]) / 1e6 for t, m in _bus_messages(bus_raw, BENCH_TOPIC)]
-    result = _latency(json.loads(table_json), *_plc_frames(plc_raw, OPCUA_PLC))
-    result["station_cpu_pct"] = plc_cpu
-    result["plc_actor_pushed"] = counters["pushed"]
+def opcua_station(bench: Bench, st: StationClient, plc: subprocess.Popen[str],
+                  seconds: float) -> dict[str, Any]:
+    """The bus -> WS baseline, then OPC-UA tag changes -> WS, on one connection."""
+    st.wait_plc_up(OPCUA_PLC)
+    bus_step, plc_step = trio.run(
+        _watch, bench, st, [(st.proc, f"bus {RATE_HZ} {seconds}", "PUBLISHED "),
+                            (plc, f"opcua {RATE_HZ} {seconds}", "TABLE ")])
+    counters = st.plc_health(OPCUA_PLC)["info"]["counters"]
+    n_pub, pub_s = bus_step.reply.split()
+    bus_lat = [(t - m["data"]["t_ns"]) / 1e6
+               for t, m in bus_messages(bus_step.frames, BENCH_TOPIC)]
+    result = _latency(json.loads(plc_step.reply), *plc_frames(plc_step.frames, OPCUA_PLC))
+    result.update(station_cpu_pct=plc_step.station_cpu_pct, plc_actor_pushed=counters["pushed"],
+                  load=plc_step.load)
     bus = {"published": int(n_pub), "publish_rate_hz": round(int(n_pub) / float(pub_s)),
-           "frames": len(bus_lat), "latency_ms": summary(bus_lat, 3), "station_cpu_pct": bus_cpu}
+           "frames": len(bus_lat), "latency_ms": summary(bus_lat, 3),
+           "station_cpu_pct": bus_step.station_cpu_pct, "load": bus_step.load}
     return {"station": result, "bus_to_ws": bus}
 
 
-def modbus_station(st: Station, plc: subprocess.Popen[str], seconds: float, window_s: float,
-                   settle_s: float) -> dict[str, Any]:
-    st.wait_up(MODBUS_PLC)
+def modbus_station(bench: Bench, st: StationClient, plc: subprocess.Popen[str],
+                   seconds: float, window_s: float, settle_s: float) -> dict[str, Any]:
+    """CPU while polling with no changes, then register changes -> WS."""
+    st.wait_plc_up(MODBUS_PLC)
     time.sleep(settle_s)
-    polls0 = st.plc_info(MODBUS_PLC)["info"]["counters"]["polls"]
+    polls0 = st.plc_health(MODBUS_PLC)["info"]["counters"]["polls"]
     t0 = time.perf_counter()
-    cpu = cpu_pct(st.proc.pid, window_s)
-    counters = st.plc_info(MODBUS_PLC)["info"]["counters"]
+    cpu, load = bench.cpu_pct(st.proc.pid, window_s)
+    counters = st.plc_health(MODBUS_PLC)["info"]["counters"]
     polls_per_s = (counters["polls"] - polls0) / (time.perf_counter() - t0)
-    ((table_json, raw, change_cpu),) = trio.run(
-        _watch, st, [(plc, f"modbus {RATE_HZ} {seconds}", "TABLE ")])
-    result = _latency(json.loads(table_json), *_plc_frames(raw, MODBUS_PLC))
-    result["station_cpu_pct"] = change_cpu
-    return {"polling_cpu_pct": cpu, "polls_per_s": round(polls_per_s, 1),
+    (step,) = trio.run(_watch, bench, st, [(plc, f"modbus {RATE_HZ} {seconds}", "TABLE ")])
+    result = _latency(json.loads(step.reply), *plc_frames(step.frames, MODBUS_PLC))
+    result.update(station_cpu_pct=step.station_cpu_pct, load=step.load)
+    return {"polling_cpu_pct": cpu, "polling_load": load, "polls_per_s": round(polls_per_s, 1),
             "poll_max_ms": counters["poll_max_ms"], "latency": result}
 
 
-def pymodbus_bare(proc: subprocess.Popen[str], plc_port: int, window_s: float,
+def pymodbus_bare(bench: Bench, proc: subprocess.Popen[str], plc_port: int, window_s: float,
                   settle_s: float) -> dict[str, Any]:
+    """CPU of the bare pymodbus loop (started early, idle until now)."""
     try:
         read_ready(proc)
-        _command(proc, f"go {plc_port}")
-        _readline(proc, "POLLING")
+        send_line(proc, f"go {plc_port}")
+        readline(proc, "POLLING")
         time.sleep(settle_s)
-        cpu = cpu_pct(proc.pid, window_s)
-        _command(proc, "stop")
-        reads, elapsed = _readline(proc, "DONE ").split()
+        cpu, load = bench.cpu_pct(proc.pid, window_s)
+        send_line(proc, "stop")
+        reads, elapsed = readline(proc, "DONE ").split()
     finally:
         stop_child(proc)
-    return {"cpu_pct": cpu, "reads_per_s": round(int(reads) / float(elapsed), 1)}
+    return {"cpu_pct": cpu, "reads_per_s": round(int(reads) / float(elapsed), 1), "load": load}
+
+
+def run(bench: Bench, seconds: float, window_s: float, settle_s: float) -> dict[str, Any]:
+    """Every phase in order; the figures by phase, and each phase's wall time."""
+    laps: dict[str, float] = {}
+    t_lap = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t_lap
+        now = time.perf_counter()
+        laps[name] = round(now - t_lap, 2)
+        t_lap = now
+
+    # Start-ups overlap (nothing is measured yet): the PLC, the idle station, the bare
+    # pymodbus loop (idle until told to go) and this process's OPC-UA imports.
+    plc = bench.spawn([SELF, "--serve", "plc"])
+    bare_loop = bench.spawn([SELF, "--serve", "pymodbus"])
+    with bench.station("idle", idle_station_toml()) as st:
+        import drivers.opcua.client  # noqa: F401
+
+        ready = json.loads(" ".join(read_ready(plc)))
+        lap("start_ups")
+        time.sleep(settle_s)
+        idle = bench.cpu_pct(st.proc.pid, window_s)
+    lap("idle_station")
+    bare = opcua_bare(bench, plc, ready, seconds)
+    lap("opcua_bare")
+    with bench.station("opcua", opcua_station_toml(ready["endpoint"], ready["nodes"],
+                                                   name=OPCUA_PLC)) as st:
+        lap("opcua_station_start")
+        opcua = opcua_station(bench, st, plc, seconds)
+    lap("opcua_station")
+    with bench.station("modbus", modbus_station_toml(ready["modbus_port"], BINDINGS,
+                                                     MODBUS_POLL_MS, name=MODBUS_PLC)) as st:
+        lap("modbus_station_start")
+        modbus = modbus_station(bench, st, plc, seconds, window_s, settle_s)
+    lap("modbus_station")
+    loop = pymodbus_bare(bench, bare_loop, ready["modbus_port"], window_s, settle_s)
+    stop_child(plc)
+    lap("pymodbus_bare")
+    return {"nodes": ready["nodes"], "idle": idle, "bare": bare, "opcua": opcua,
+            "modbus": modbus, "loop": loop, "laps": laps}
+
+
+def report(r: dict[str, Any], quick: bool, seconds: float, window_s: float,
+           switch_interval_s: float | None) -> dict[str, Any]:
+    opcua, bare, modbus, loop = r["opcua"], r["bare"], r["modbus"], r["loop"]
+    idle_cpu, idle_load = r["idle"]
+    st_lat = opcua["station"]["change_to_frame_ms"]
+    bare_lat = bare["change_to_frame_ms"]
+    modbus_p99 = modbus["latency"]["change_to_frame_ms"]["p99"]
+    polling_over_idle = modbus["polling_cpu_pct"] - idle_cpu
+    return {
+        "bench": "plc_bindings",
+        "quick": quick,
+        "seconds_per_latency_phase": seconds,
+        "cpu_window_s": window_s,
+        "change_rate_target_hz": RATE_HZ,
+        "opcua": {
+            "bindings": len(r["nodes"]),
+            "distinct_nodes": len(set(r["nodes"])),
+            "publishing_interval_ms": 0,
+            "sampling_interval_ms": 0,
+            "change_to_ws": opcua["station"],
+            "baseline_bare_client": bare,
+            "ratio_p50": ratio(st_lat["p50"], bare_lat["p50"]),
+            "ratio_p99": ratio(st_lat["p99"], bare_lat["p99"]),
+            "baseline_bus_to_ws": opcua["bus_to_ws"],
+            "note": "bank tags of OpcuaPlcSimulator(bank_size=bindings)",
+        },
+        "modbus": {
+            "bindings": BINDINGS,
+            "poll_interval_ms": MODBUS_POLL_MS,
+            "change_to_ws": modbus["latency"],
+            "note": ("change_to_frame includes the wait for the next poll, uniform in "
+                     f"0..{MODBUS_POLL_MS} ms, so its p99 cannot be under ~0.99 x the poll "
+                     "period plus the read -> publish -> WS time: p99 <= 5 ms is out of reach "
+                     f"with {MODBUS_POLL_MS} ms polling whatever the rest costs"),
+        },
+        "polling_cost": {
+            "station_idle_cpu_pct": idle_cpu,
+            "station_polling_cpu_pct": modbus["polling_cpu_pct"],
+            "station_polling_over_idle_cpu_pct": round(polling_over_idle, 2),
+            "station_polls_per_s": modbus["polls_per_s"],
+            "station_poll_max_ms": modbus["poll_max_ms"],
+            "baseline_bare_pymodbus_cpu_pct": loop["cpu_pct"],
+            "baseline_bare_pymodbus_reads_per_s": loop["reads_per_s"],
+            "ratio_polling_over_idle_to_bare": ratio(polling_over_idle, loop["cpu_pct"]),
+            "load_idle": idle_load,
+            "load_polling": modbus["polling_load"],
+            "load_bare": loop["load"],
+            "note": ("100 = one core, /proc tick resolution (10 ms per window); the station's "
+                     "figure is the whole process while its one Modbus PLC polls 100 holding "
+                     f"registers (one read of 100) every {MODBUS_POLL_MS} ms and nothing "
+                     "changes"),
+        },
+        "budget": f"change_to_frame p99 <= {BUDGET_P99_MS} ms at {RATE_HZ} Hz changes",
+        "budget_p99_ms": BUDGET_P99_MS,
+        "within_budget": st_lat["p99"] <= BUDGET_P99_MS,
+        "within_budget_modbus": modbus_p99 <= BUDGET_P99_MS,
+        "within_budget_bus_to_ws": (
+            opcua["bus_to_ws"]["latency_ms"]["p99"] <= BUDGET_P99_MS),
+        "load_note": ("load: CPU % (of one core) of the whole machine, of this run's "
+                      "processes and of other processes during each phase; other work on "
+                      "the machine delays the run's threads and shows in the tails"),
+        "phase_wall_s": r["laps"],
+        "station_switch_interval_s": (
+            switch_interval_s if switch_interval_s is not None else sys.getswitchinterval()),
+        "machine": machine(),
+    }
 
 
 def main() -> None:
@@ -477,114 +550,18 @@ def main() -> None:
     seconds = 1.5 if args.quick else 8.0  # per latency phase
     window_s = 1.5 if args.quick else 5.0  # per CPU window
     settle_s = 0.3 if args.quick else 1.0
-    switch = args.station_switch_interval
     # The client only stamps and keeps frames (no reference cycles): a collection here, over
     # asyncua's many objects, would pause the stamping for tens of ms and count as latency.
     gc.collect()
     gc.freeze()
     gc.disable()
-    children: list[subprocess.Popen[str]] = []
-    laps: dict[str, float] = {}
-    t_lap = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t_lap
-        now = time.perf_counter()
-        laps[name] = round(now - t_lap, 2)
-        t_lap = now
-
-    try:
-        with tempfile.TemporaryDirectory(prefix="takt-bench-plcb-") as tmp_s:
-            tmp = Path(tmp_s)
-            # Start-ups overlap (nothing is measured yet): the PLC, the idle station, the
-            # bare pymodbus loop (idle until told to go) and this process's OPC-UA imports.
-            plc = spawn([SELF, "--serve", "plc"], stdin=True)
-            children.append(plc)
-            bare_loop = spawn([SELF, "--serve", "pymodbus"], stdin=True)
-            children.append(bare_loop)
-            with station(tmp, "idle", idle_station_toml(), children, switch) as st:
-                import drivers.opcua.client  # noqa: F401
-                ready = json.loads(" ".join(read_ready(plc)))
-                lap("start_ups")
-                time.sleep(settle_s)
-                idle_cpu = cpu_pct(st.proc.pid, window_s)
-            lap("idle_station")
-            bare = opcua_bare(plc, ready, seconds)
-            lap("opcua_bare")
-            with station(tmp, "opcua", opcua_station_toml(ready["endpoint"], ready["nodes"],
-                                                          name=OPCUA_PLC),
-                         children, switch) as st:
-                lap("opcua_station_start")
-                opcua = opcua_station(st, plc, seconds)
-            lap("opcua_station")
-            with station(tmp, "modbus", modbus_station_toml(
-                    ready["modbus_port"], BINDINGS, MODBUS_POLL_MS, name=MODBUS_PLC),
-                    children, switch) as st:
-                lap("modbus_station_start")
-                modbus = modbus_station(st, plc, seconds, window_s, settle_s)
-            lap("modbus_station")
-            loop = pymodbus_bare(bare_loop, ready["modbus_port"], window_s, settle_s)
-            stop_child(plc)
-            lap("pymodbus_bare")
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-
-    st_lat = opcua["station"]["change_to_frame_ms"]
-    bare_lat = bare["change_to_frame_ms"]
-    p99 = st_lat["p99"]
-    modbus_p99 = modbus["latency"]["change_to_frame_ms"]["p99"]
-    polling_over_idle = modbus["polling_cpu_pct"] - idle_cpu
-    emit({
-        "bench": "plc_bindings",
-        "quick": args.quick,
-        "seconds_per_latency_phase": seconds,
-        "cpu_window_s": window_s,
-        "change_rate_target_hz": RATE_HZ,
-        "opcua": {
-            "bindings": len(ready["nodes"]),
-            "distinct_nodes": len(set(ready["nodes"])),
-            "publishing_interval_ms": 0,
-            "sampling_interval_ms": 0,
-            "change_to_ws": opcua["station"],
-            "baseline_bare_client": bare,
-            "ratio_p50": ratio(st_lat["p50"], bare_lat["p50"]),
-            "ratio_p99": ratio(st_lat["p99"], bare_lat["p99"]),
-            "baseline_bus_to_ws": opcua["bus_to_ws"],
-        },
-        "modbus": {
-            "bindings": BINDINGS,
-            "poll_interval_ms": MODBUS_POLL_MS,
-            "change_to_ws": modbus["latency"],
-            "note": ("change_to_frame includes the wait for the next poll, uniform in "
-                     f"0..{MODBUS_POLL_MS} ms, so its p99 cannot be under ~0.99 x the poll "
-                     "period plus the read -> publish -> WS time: p99 <= 5 ms is out of reach "
-                     f"with {MODBUS_POLL_MS} ms polling whatever the rest costs"),
-        },
-        "polling_cost": {
-            "station_idle_cpu_pct": idle_cpu,
-            "station_polling_cpu_pct": modbus["polling_cpu_pct"],
-            "station_polling_over_idle_cpu_pct": round(polling_over_idle, 2),
-            "station_polls_per_s": modbus["polls_per_s"],
-            "station_poll_max_ms": modbus["poll_max_ms"],
-            "baseline_bare_pymodbus_cpu_pct": loop["cpu_pct"],
-            "baseline_bare_pymodbus_reads_per_s": loop["reads_per_s"],
-            "ratio_polling_over_idle_to_bare": ratio(polling_over_idle, loop["cpu_pct"]),
-            "note": ("100 = one core; the station's figure is the whole process (all actors, "
-                     "the facade) while its one Modbus PLC polls 100 holding registers "
-                     f"(one read of 100) every {MODBUS_POLL_MS} ms and nothing changes"),
-        },
-        "budget": f"change_to_frame p99 <= {BUDGET_P99_MS} ms at {RATE_HZ} Hz changes",
-        "budget_p99_ms": BUDGET_P99_MS,
-        "within_budget": p99 <= BUDGET_P99_MS,
-        "within_budget_modbus": modbus_p99 <= BUDGET_P99_MS,
-        "within_budget_bus_to_ws": (
-            opcua["bus_to_ws"]["latency_ms"]["p99"] <= BUDGET_P99_MS),
-        "phase_wall_s": laps,
-        "station_switch_interval_s": switch if switch is not None else sys.getswitchinterval(),
-        "machine": machine(),
-    })
+    with tempfile.TemporaryDirectory(prefix="takt-bench-plcb-") as tmp:
+        bench = Bench(Path(tmp), args.station_switch_interval)
+        try:
+            r = run(bench, seconds, window_s, settle_s)
+        finally:
+            bench.close()
+    emit(report(r, args.quick, seconds, window_s, args.station_switch_interval))
 
 
 if __name__ == "__main__":

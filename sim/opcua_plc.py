@@ -81,17 +81,27 @@ LINE1_TAGS: dict[str, SimTag] = {
     "Ack": SimTag("bool", writable=True),
     "Done": SimTag("bool", writable=True),
     "ResultCode": SimTag("uint16", writable=True),
-    # A bank for benchmarks.
+    # A bank for benchmarks (bank_size sets how many).
     **{f"Tags.Tag{i:02d}": SimTag("float64", writable=True) for i in range(20)},
 }
+
+
+def _with_bank(size: int) -> dict[str, SimTag]:
+    if not 0 <= size <= 1000:
+        raise ValueError("bank_size must be 0..1000")
+    tags = {name: tag for name, tag in LINE1_TAGS.items() if not name.startswith("Tags.")}
+    tags.update({f"Tags.Tag{i:02d}": SimTag("float64", writable=True) for i in range(size)})
+    return tags
 
 
 class OpcuaPlcSimulator:
     """An OPC-UA server holding Line1's tags; restarts on the same port with start values."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, name: str = "plc") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, name: str = "plc", *,
+                 bank_size: int = 20) -> None:
         if not name or not all(c.isalnum() or c in "-_" for c in name):
             raise ValueError(f"name {name!r} must be letters, digits, - or _")
+        self._tags = _with_bank(bank_size)
         self._host = host
         self._port = port
         self._name = name
@@ -126,11 +136,11 @@ class OpcuaPlcSimulator:
     @property
     def tags(self) -> dict[str, str]:
         """Tag name (e.g. "PartPresent", "Tags.Tag00") -> Takt value type."""
-        return {name: tag.type for name, tag in LINE1_TAGS.items()}
+        return {name: tag.type for name, tag in self._tags.items()}
 
     def node_id(self, tag: str) -> str:
         """The NodeId string of a tag, e.g. "ns=2;s=Line1.PartPresent"."""
-        _spec(tag)
+        self._spec(tag)
         return f"ns={self.namespace_index};s=Line1.{tag}"
 
     def start(self) -> int:
@@ -167,12 +177,12 @@ class OpcuaPlcSimulator:
 
     def set(self, tag: str, value: Value) -> None:
         """Set a tag as the PLC program would; subscribed clients get the change."""
-        variant = to_variant(_spec(tag).type, value)
+        variant = to_variant(self._spec(tag).type, value)
         self._call(self._write(tag, variant))
 
     def set_bad(self, tag: str, status: str = "BadSensorFailure") -> None:
         """Report a tag's value as Bad (a failed sensor...); the next set() makes it good."""
-        _spec(tag)
+        self._spec(tag)
         code = getattr(ua.StatusCodes, status, None)
         if not isinstance(code, int) or not ua.StatusCode(code).is_bad():
             raise ValueError(f"{status!r} is not a Bad status code name")
@@ -180,7 +190,7 @@ class OpcuaPlcSimulator:
 
     def get(self, tag: str) -> Value:
         """Current value of a tag, including client writes; FrameError while it is Bad."""
-        _spec(tag)
+        self._spec(tag)
         return self._call(self._read_async(tag))
 
     # -- loop side ---------------------------------------------------------------------------
@@ -197,7 +207,7 @@ class OpcuaPlcSimulator:
             ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime), _current_time
         )
         self._namespace = await server.register_namespace(NAMESPACE_URI)
-        await _add_line1(server, self._namespace)
+        await _add_line1(server, self._namespace, self._tags)
         self._written = asyncio.Condition()
         server.subscribe_server_callback(CallbackType.PostWrite, self._on_client_write)
         try:
@@ -221,7 +231,7 @@ class OpcuaPlcSimulator:
         server = self._server
         if server is None:
             raise RuntimeError("simulator is not running")
-        return from_opcua(_spec(tag).type, server.read_attribute_value(self._node(tag)).Value)
+        return from_opcua(self._spec(tag).type, server.read_attribute_value(self._node(tag)).Value)
 
     async def _read_async(self, tag: str) -> Value:
         return self._read_now(tag)
@@ -239,7 +249,7 @@ class OpcuaPlcSimulator:
         await self._notify()
 
     async def _set_now(self, tag: str, value: Value) -> None:
-        await self._write(tag, to_variant(_spec(tag).type, value))
+        await self._write(tag, to_variant(self._spec(tag).type, value))
 
     async def _wait_until(self, tag: str, value: Value) -> None:
         """Wait (on the loop) until tag holds value, woken by every write."""
@@ -273,28 +283,27 @@ class OpcuaPlcSimulator:
     def _attach(self, script: OpcuaScript) -> None:
         self._scripts.append(script)
 
+    def _spec(self, tag: str) -> SimTag:
+        try:
+            return self._tags[tag]
+        except KeyError:
+            raise KeyError(f"no tag {tag!r} on the simulated PLC") from None
+
     def _detach(self, script: OpcuaScript) -> None:
         if script in self._scripts:
             self._scripts.remove(script)
-
-
-def _spec(tag: str) -> SimTag:
-    try:
-        return LINE1_TAGS[tag]
-    except KeyError:
-        raise KeyError(f"no tag {tag!r} on the simulated PLC") from None
 
 
 def _current_time(_node: ua.NodeId, _attr: ua.AttributeIds) -> ua.DataValue:
     return ua.DataValue(ua.Variant(datetime.now(UTC), ua.VariantType.DateTime))
 
 
-async def _add_line1(server: Server, ns: int) -> None:
+async def _add_line1(server: Server, ns: int, tags: dict[str, SimTag]) -> None:
     line = await server.nodes.objects.add_folder(
         ua.NodeId("Line1", ns), ua.QualifiedName("Line1", ns)
     )
     folders = {"": line}
-    for name, tag in LINE1_TAGS.items():
+    for name, tag in tags.items():
         folder_path, _, short = name.rpartition(".")
         if folder_path not in folders:
             folders[folder_path] = await line.add_folder(

@@ -1,24 +1,38 @@
-"""Helpers for the PLC benchmarks: station configs, a CPU meter, pacing, change matching.
+"""Helpers for the PLC benchmarks: station configs, CPU and load meters, pacing, frames and
+matching stamped changes with stamped frames.
 
 - `cpu_seconds(pid)`: user + system CPU of a process from /proc (no psutil);
+- `LoadMeter`: how busy the whole machine was over a span, and how much of that was not
+  the benchmark's own processes (other work on a shared machine shows in latency tails);
 - `paced(rate_hz, seconds, step)`: call step(i) at a fixed rate from a plain thread;
-- `opcua_bank(n)`: make the OPC-UA simulator hold n writable Double tags (bench processes
-  only: it widens the simulator's tag table before start);
+- `opcua_bank(n)`: the names of the n bank tags of `OpcuaPlcSimulator(bank_size=n)`;
 - `*_station_toml`: a station with no PLC, with one OPC-UA PLC, or with one Modbus PLC;
-- `match_changes`: stamped changes against stamped frames, as latencies.
+- `StationClient`: REST calls a benchmark makes to a station child;
+- `Frames`, `bus_messages`, `plc_frames`, `match_changes`: /ws frames as latencies.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import os
+import subprocess
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import httpx
+import trio_websocket
 
 __all__ = [
     "Change",
+    "Frames",
+    "LoadMeter",
     "Seen",
+    "StationClient",
+    "bus_messages",
     "cpu_seconds",
     "idle_station_toml",
     "match_changes",
@@ -26,6 +40,9 @@ __all__ = [
     "opcua_bank",
     "opcua_station_toml",
     "paced",
+    "plc_frames",
+    "readline",
+    "send_line",
     "signal_name",
 ]
 
@@ -33,6 +50,10 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 Change = tuple[str, int, int]  # signal, value (unique per signal, rising), wall ns before set
 Seen = tuple[str, int, int]  # signal, value, wall ns on arrival
+RawFrame = tuple[int, str | bytes]  # wall ns on arrival, the message as received
+
+
+# --- CPU and load ----------------------------------------------------------------------------
 
 
 def cpu_seconds(pid: int) -> float:
@@ -42,6 +63,40 @@ def cpu_seconds(pid: int) -> float:
     fields = text[text.rindex(")") + 2:].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) / _CLOCK_TICKS
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot, from the first line of /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+class LoadMeter:
+    """CPU use from construction to stop(): the machine, the given processes, the rest.
+
+    Percentages of one core (a 2-core machine fully busy is 200).
+    """
+
+    def __init__(self, pids: Callable[[], Sequence[int]]) -> None:
+        self._pids = pids
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        ours = 0.0
+        for pid in self._pids():
+            try:
+                ours += cpu_seconds(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # exited meanwhile
+        return time.perf_counter(), _machine_busy_seconds(), ours
+
+    def stop(self) -> dict[str, float]:
+        (t0, busy0, ours0), (t1, busy1, ours1) = self._start, self._read()
+        machine = (busy1 - busy0) / (t1 - t0) * 100
+        ours = (ours1 - ours0) / (t1 - t0) * 100
+        return {"machine_busy_pct": round(machine, 1), "bench_processes_pct": round(ours, 1),
+                "other_processes_pct": round(max(0.0, machine - ours), 1)}
 
 
 def paced(rate_hz: int, seconds: float, step: Callable[[int], None]) -> tuple[int, float]:
@@ -60,19 +115,12 @@ def paced(rate_hz: int, seconds: float, step: Callable[[int], None]) -> tuple[in
     return total, time.perf_counter() - t0
 
 
+# --- simulators and station configs ----------------------------------------------------------
+
+
 def opcua_bank(n: int) -> list[str]:
-    """Names of n writable float64 tags "Tags.Tag00".. on the OPC-UA simulator.
-
-    The simulator ships 20 ("Tags.Tag00".."Tags.Tag19") and builds its address space from
-    its module-level tag table at start(); for more, the extra tags are added to that table
-    here, in the benchmark's own PLC process, before the simulator starts.
-    """
-    from sim.opcua_plc import LINE1_TAGS, SimTag
-
-    names = [f"Tags.Tag{i:02d}" for i in range(n)]
-    for name in names:
-        LINE1_TAGS.setdefault(name, SimTag("float64", writable=True))
-    return names
+    """Names of the n writable float64 tags "Tags.Tag00".. of `OpcuaPlcSimulator(bank_size=n)`."""
+    return [f"Tags.Tag{i:02d}" for i in range(n)]
 
 
 def signal_name(index: int) -> str:
@@ -92,7 +140,7 @@ def idle_station_toml() -> str:
     return _STATION_HEAD
 
 
-def opcua_station_toml(endpoint: str, nodes: Sequence[str], *, name: str = "cell") -> str:
+def opcua_station_toml(endpoint: str, nodes: Sequence[str], *, name: str) -> str:
     """A station with one OPC-UA PLC subscribing to every node as a float64 binding, with
     publishing and sampling interval 0 (each change is published at once)."""
     bindings = "".join(f"""
@@ -112,8 +160,7 @@ timeout_ms = 2000
 {bindings}"""
 
 
-def modbus_station_toml(port: int, count: int, poll_interval_ms: int, *,
-                        name: str = "line") -> str:
+def modbus_station_toml(port: int, count: int, poll_interval_ms: int, *, name: str) -> str:
     """A station with one Modbus TCP PLC polling holding registers 0..count-1 (uint16)."""
     bindings = "".join(f"""
   [[plcs.bindings]]
@@ -129,6 +176,102 @@ port = {port}
 poll_interval_ms = {poll_interval_ms}
 timeout_ms = 500
 {bindings}"""
+
+
+# --- talking to children and stations --------------------------------------------------------
+
+
+def readline(proc: subprocess.Popen[str], prefix: str) -> str:
+    """The rest of the child's next stdout line starting with prefix."""
+    assert proc.stdout is not None
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"child exited before {prefix}")
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+
+
+def send_line(proc: subprocess.Popen[str], line: str) -> None:
+    """A command line to the child's stdin."""
+    assert proc.stdin is not None
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+class StationClient:
+    """A running station child and an admin token for it."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int, token: str) -> None:
+        self.proc = proc
+        self.port = port
+        self.token = token
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws?token={self.token}"
+
+    def plc_health(self, name: str) -> dict[str, Any]:
+        """GET /api/v1/plcs/<name>/health: state, and the PLC actor's info and counters."""
+        r = httpx.get(f"http://127.0.0.1:{self.port}/api/v1/plcs/{name}/health",
+                      headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        r.raise_for_status()
+        health: dict[str, Any] = r.json()
+        return health
+
+    def wait_plc_up(self, name: str, timeout_s: float = 30.0) -> None:
+        """Wait until the PLC is UP and has delivered every binding's value."""
+        deadline = time.monotonic() + timeout_s
+        health: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            health = self.plc_health(name)
+            signals = (health.get("info") or {}).get("signals") or {}
+            if health["state"] == "UP" and signals and all(
+                    s["value"] is not None for s in signals.values()):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"PLC {name} not up in time: {health.get('last_error')}")
+
+
+# --- frames and latencies --------------------------------------------------------------------
+
+
+class Frames:
+    """Every frame of a /ws connection with its arrival time, parsed after the run."""
+
+    def __init__(self) -> None:
+        self.raw: list[RawFrame] = []
+
+    async def pump(self, ws: trio_websocket.WebSocketConnection) -> None:
+        clock = time.time_ns
+        while True:
+            msg = await ws.get_message()
+            self.raw.append((clock(), msg))
+
+
+def bus_messages(raw: Sequence[RawFrame], topic: str) -> list[tuple[int, dict[str, Any]]]:
+    """The `bus` messages of topic with their arrival times; a `gap` is an error."""
+    out = []
+    for t, text in raw:
+        msg = json.loads(text)
+        if msg.get("type") == "gap":
+            raise RuntimeError(f"the client lost events: {msg}")
+        if msg.get("type") == "bus" and msg.get("topic") == topic:
+            out.append((t, msg))
+    return out
+
+
+def plc_frames(raw: Sequence[RawFrame], plc: str
+               ) -> tuple[list[Seen], dict[tuple[str, int], int]]:
+    """The PLC's signal frames as (signal, value, arrival ns), and the bus publish time of
+    each (signal, value) in us, from the envelope's `ts` (millisecond resolution)."""
+    seen: list[Seen] = []
+    published_us: dict[tuple[str, int], int] = {}
+    for t, m in bus_messages(raw, f"device.plc.{plc}.signal"):
+        key = (m["data"]["signal"], int(m["data"]["value"]))
+        seen.append((key[0], key[1], t))
+        published_us[key] = round(datetime.fromisoformat(m["ts"]).timestamp() * 1e6)
+    return seen, published_us
 
 
 def match_changes(changes: Sequence[Change], seen: Sequence[Seen]

@@ -192,6 +192,9 @@ def register_count(spec: RegisterSpec) -> int:
     return spec.count
 
 
+_ONE_WORD_INTS = frozenset({DataType.INT16, DataType.UINT16})
+
+
 def decode(spec: RegisterSpec, words: Sequence[int]) -> Value:
     """Decode the words (or bits) of one tag; raises FrameError on values a device cannot send."""
     if len(words) != spec.count:
@@ -203,6 +206,13 @@ def decode(spec: RegisterSpec, words: Sequence[int]) -> Value:
     for word in words:
         if not isinstance(word, int) or not 0 <= word <= 0xFFFF:
             raise FrameError(f"{spec.kind} {spec.address}: register value {word!r} not 16-bit")
+    if spec.type in _ONE_WORD_INTS and spec.byte_order is ByteOrder.BIG:
+        # The common tag, decoded without the bytes round trip: polling 100 of them every
+        # 10 ms spent most of its CPU here (3.5 us a tag, now a fraction of that).
+        number = words[0]
+        if spec.type is DataType.INT16 and number >= 0x8000:
+            number -= 0x10000
+        return number if spec.scale == 1.0 else number * spec.scale
     if spec.type is DataType.BOOL:
         return words[0] != 0
     raw = _words_to_bytes(spec, words)
