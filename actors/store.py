@@ -19,8 +19,10 @@ from actors.base import handles
 from actors.bus import Event
 from actors.database import DatabaseActor
 from actors.runtime import Reply, Runtime
+from controller.events import classify
 from state.batch import WriteBatch, checkpoint, commit_batch
 from state.errors import ConstraintError, StateError
+from state.events import EventRow
 from state.journal import JournalRow
 
 __all__ = ["CommitFailed", "Flush", "StoreActor", "Write"]
@@ -55,7 +57,7 @@ class StoreActor(DatabaseActor):
         self.batch = WriteBatch()
         # Writers to ack after the commit, with their rows in case one must be isolated.
         self.waiting: list[tuple[Reply, Sequence[msgspec.Struct]]] = []
-        self.journal_rows: list[JournalRow] = []
+        self.journal_rows: list[JournalRow | EventRow] = []
         # Subscribed here, not in started(): start() returns before started() runs, and a
         # durable event published in between would never reach the journal. Events that come
         # early wait in the mailbox. Large bound: a dropped one would be a gap in the journal.
@@ -99,6 +101,14 @@ class StoreActor(DatabaseActor):
         )
         self.batch.add(row)
         self.journal_rows.append(row)
+        entry = classify(event.topic, event.source, event.data)
+        if entry is not None:
+            # In the same transaction as its journal row: an entry exists iff its event does.
+            event_row = EventRow(id=event.seq, ts_us=event.ts_us, severity=entry.severity.value,
+                                 category=entry.category.value, source=event.source or None,
+                                 message=entry.message, topic=event.topic)
+            self.batch.add(event_row)
+            self.journal_rows.append(event_row)
         self._maybe_commit()
 
     @handles(Flush)
@@ -127,8 +137,15 @@ class StoreActor(DatabaseActor):
             self.runtime.metrics.store_commit_seconds.observe(time.perf_counter() - t0)
         self.runtime.metrics.store_batch_rows.observe(rows)
         self.batch.clear()
+        self._announce(self.journal_rows)
         self.journal_rows.clear()
         self._ack_waiting()
+
+    def _announce(self, rows: Sequence[msgspec.Struct]) -> None:
+        """Publish the journal entries just committed, for /ws (`event` messages)."""
+        for row in rows:
+            if isinstance(row, EventRow):
+                self.publish(f"event.{row.severity}.{row.category}", msgspec.to_builtins(row))
 
     def _ack_waiting(self) -> None:
         waiting, self.waiting = self.waiting, []
@@ -152,10 +169,14 @@ class StoreActor(DatabaseActor):
                          len(self.waiting))
         journal_rows, self.journal_rows = self.journal_rows, []
         try:
-            if self._commit_alone(journal_rows) is not None:
+            if self._commit_alone(journal_rows) is None:
+                self._announce(journal_rows)
+            else:
                 for row in journal_rows:  # find the event(s) the journal refuses
                     error = self._commit_alone([row])
-                    if error is not None:
+                    if error is None:
+                        self._announce([row])
+                    elif isinstance(row, JournalRow):
                         self._lost(row.seq, row.topic, row.source, error)
         except StateError as exc:
             self._commit_failed(exc)

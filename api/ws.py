@@ -4,8 +4,9 @@ then every matching event as it is published.
 Client -> server, one JSON object per message:
   {"token": "..."}                        (if not given as header or ?token=)
   {"subscribe": ["device.plc.*", ...]}    (replaces the previous subscription)
-Server -> client: {"type", "seq", "ts", "data"} with type snapshot | bus | gap | error | ready;
-`bus` messages also carry "topic" and "source". A `gap` says how many events this
+Server -> client: {"type", "seq", "ts", "data"} with type snapshot | bus | event | gap | error |
+ready; `bus` and `event` (journal entries, topics `event.<severity>.<category>`) messages also
+carry "topic" and "source". A `gap` says how many events this
 client lost by reading too slowly; ask for a new snapshot by subscribing again.
 """
 
@@ -49,7 +50,10 @@ def _envelope(type_: str, seq: int | None, ts_us: int, data: Any, **extra: Any) 
 
 
 def _event(e: Event) -> bytes:
-    return _envelope("bus", e.seq, e.ts_us, e.data, topic=e.topic, source=e.source)
+    # Operator journal entries (subscribe to `event.*`, or `event.warning.*`...) go out as
+    # type `event`, as seed 002's HMI channel has them; everything else as `bus`.
+    kind = "event" if e.topic.startswith("event.") else "bus"
+    return _envelope(kind, e.seq, e.ts_us, e.data, topic=e.topic, source=e.source)
 
 
 class _Session:

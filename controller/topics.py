@@ -16,6 +16,7 @@ TOPIC_ROOTS: dict[str, str] = {
     "inspection": "inspection results, e.g. inspection.demo.result",
     "coaching": "coaching state of a station, e.g. coaching.demo.state",
     "config": "station config changes made at run time, e.g. config.changed",
+    "event": "operator journal entries as committed, e.g. event.warning.plc (/ws type event)",
 }
 
 

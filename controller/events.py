@@ -1,0 +1,105 @@
+"""The operator-facing event journal: which bus events become entries, and how they read.
+
+The bus journal keeps every durable event for replay and catch-up; this journal keeps the
+ones an operator or engineer should see (a device lost, a handshake that timed out, a
+config change, a command, an operator's note), each with a severity, a category and a
+sentence. Classification is pure so that replay reproduces the same entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+__all__ = ["Category", "Classified", "Severity", "classify"]
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class Category(StrEnum):
+    DEVICE = "device"  # a component went down or came back
+    PLC = "plc"  # handshakes, missed pulses
+    SIGNAL = "signal"  # durable device signals
+    AUDIT = "audit"  # commands from the API, HMI and operators
+    CONFIG = "config"  # run-time config changes
+    NOTE = "note"  # written by an operator
+
+
+class Classified(msgspec.Struct, frozen=True, kw_only=True):
+    severity: Severity
+    category: Category
+    message: str
+
+
+_PROBLEM_HANDSHAKE_EVENTS = frozenset({"timeout", "stalled"})
+_SEVERITIES = frozenset(s.value for s in Severity)
+
+
+def classify(topic: str, source: str | None, data: Any) -> Classified | None:
+    """The journal entry for a durable bus event, or None when it is not one."""
+    root, _, rest = topic.partition(".")
+    d: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
+    if root == "health":
+        return _health(rest, d)
+    if root == "command" and "note" in d:  # an operator's note (POST /api/v1/events)
+        severity = d.get("severity")
+        return Classified(
+            severity=Severity(severity) if severity in _SEVERITIES else Severity.INFO,
+            category=Category.NOTE, message=str(d["note"]))
+    if root == "command":
+        return Classified(severity=Severity.INFO, category=Category.AUDIT,
+                          message=_command_text(rest, d))
+    if root == "config":
+        return Classified(severity=Severity.INFO, category=Category.CONFIG,
+                          message=f"{d.get('by', '?')} replaced the {d.get('section', '?')} "
+                                  "configuration")
+    if root == "device":
+        return _device(rest, d)
+    return None
+
+
+def _health(component: str, d: Mapping[str, Any]) -> Classified | None:
+    state, previous = d.get("state"), d.get("previous")
+    if state == "DOWN":
+        error = d.get("error")
+        return Classified(severity=Severity.ERROR, category=Category.DEVICE,
+                          message=f"{component} unavailable" + (f": {error}" if error else ""))
+    if state == "UP" and previous in ("DOWN", "RESET"):
+        return Classified(severity=Severity.INFO, category=Category.DEVICE,
+                          message=f"{component} back")
+    return None
+
+
+def _device(rest: str, d: Mapping[str, Any]) -> Classified | None:
+    kind, _, tail = rest.partition(".")
+    name, _, what = tail.rpartition(".")
+    if kind == "plc" and what == "handshake":
+        event = str(d.get("event", "?"))
+        problem = event in _PROBLEM_HANDSHAKE_EVENTS
+        waiting = f" (waiting for {d['waiting_for']})" if "waiting_for" in d else ""
+        return Classified(severity=Severity.WARNING if problem else Severity.INFO,
+                          category=Category.PLC,
+                          message=f"{name}: handshake {d.get('handshake', '?')} {event}{waiting}")
+    if kind == "plc" and what == "pulse_missed":
+        return Classified(severity=Severity.WARNING, category=Category.PLC,
+                          message=f"{name}: {d.get('missed', '?')} pulse(s) of "
+                                  f"{d.get('signal', '?')} shorter than the poll interval")
+    if kind == "plc" and what == "signal":
+        return Classified(severity=Severity.INFO, category=Category.SIGNAL,
+                          message=f"{name}.{d.get('signal', '?')} = {d.get('value')!r}")
+    return None
+
+
+def _command_text(source: str, d: Mapping[str, Any]) -> str:
+    by = d.get("by", source or "?")
+    detail = {k: v for k, v in d.items() if k != "by"}
+    text = msgspec.json.encode(detail).decode()
+    return f"{by}: {text[:300]}"
