@@ -7,10 +7,11 @@ from actors.plc import PlcActor
 from actors.supervisor import ChildSpec
 from controller.config import StationConfig
 
-__all__ = ["SECTION_CHILDREN", "device_specs", "section_specs"]
+__all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs"]
 
 # Which children a config section makes: (supervisor, child id prefix).
-SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "gpio": ("devices", "gpio")}
+SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "gpio": ("devices", "gpio"),
+                    "gateways": ("root", "gateway:")}
 
 
 def section_specs(config: StationConfig, section: str) -> list[ChildSpec]:
@@ -23,8 +24,31 @@ def section_specs(config: StationConfig, section: str) -> list[ChildSpec]:
         if not (gpio.buttons or gpio.leds):
             return []
         return [ChildSpec.of(GpioActor, "gpio", gpio, key=gpio)]
+    if section == "gateways":
+        return gateway_specs(config)
     raise ValueError(f"section {section!r} makes no devices")
 
 
 def device_specs(config: StationConfig) -> list[ChildSpec]:
-    return [spec for section in SECTION_CHILDREN for spec in section_specs(config, section)]
+    """The children of the devices supervisor."""
+    return [spec for section, (supervisor, _) in SECTION_CHILDREN.items()
+            if supervisor == "devices" for spec in section_specs(config, section)]
+
+
+def gateway_specs(config: StationConfig) -> list[ChildSpec]:
+    """Takt's own servers, children of the root supervisor after the devices."""
+    specs = []
+    modbus, opcua = config.gateways.modbus, config.gateways.opcua
+    if modbus.enabled:
+        from actors.gateway_modbus import ModbusGateway
+
+        specs.append(ChildSpec.of(ModbusGateway, "gateway:modbus", station_id=config.station.id,
+                                  host=modbus.host, port=modbus.port, unit=modbus.unit,
+                                  key=(config.station.id, modbus)))
+    if opcua.enabled:
+        from actors.gateway_opcua import OpcuaGateway
+
+        specs.append(ChildSpec.of(OpcuaGateway, "gateway:opcua", station_id=config.station.id,
+                                  host=opcua.host, port=opcua.port, path=opcua.path,
+                                  key=(config.station.id, opcua)))
+    return specs

@@ -218,6 +218,9 @@ class Supervisor(TaktActor):
         if any(not i.startswith(msg.prefix) for i in wanted):
             raise ValueError(f"every child id must start with {msg.prefix!r}")
         stopped, kept = [], []
+        # A replaced child keeps counting generations: the ChildExited of the one stopped here
+        # carries its generation and must stay stale for the new one.
+        generations: dict[str, int] = {}
         for child_id, child in list(self.children.items()):
             if not child_id.startswith(msg.prefix):
                 continue
@@ -226,6 +229,7 @@ class Supervisor(TaktActor):
                 kept.append(child_id)
                 continue
             self._stop_child(child)
+            generations[child_id] = child.generation
             del self.children[child_id]
             if spec is None:
                 self.runtime.health.forget(child_id)
@@ -234,6 +238,7 @@ class Supervisor(TaktActor):
         for child_id, spec in wanted.items():
             if child_id not in self.children:
                 child = self.children[child_id] = _Child(spec)
+                child.generation = generations.get(child_id, 0)
                 self._start(child)
                 started.append(child_id)
         if stopped or started:

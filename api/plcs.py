@@ -30,7 +30,7 @@ from actors.plc_links import TagInfo
 from actors.runtime import ActorUnavailable
 from actors.supervisor import RestartChild
 from api.http import ask_actor, body, facade, json_response
-from api.problems import FieldError, Problem
+from api.problems import FieldError, Problem, config_problem
 from api.security import current_principal, requires
 from controller.access import Role
 from controller.config import ConfigError, PlcConfig, TagBinding
@@ -118,20 +118,6 @@ async def _summary(plc: PlcConfig) -> PlcSummary:
                       last_error=health.last_error if health else None, config=plc, info=None)
 
 
-def _config_problem(exc: ConfigError, rename: dict[str, str]) -> Problem:
-    """422 with one field error per config issue, keyed as the request body was."""
-    errors = []
-    for issue in exc.issues:
-        key = issue.key
-        for prefix, replacement in rename.items():
-            if key == prefix or key.startswith((prefix + ".", prefix + "[")):
-                key = replacement + key[len(prefix):]
-                break
-        errors.append(FieldError(field=key.lstrip(".") or "body", message=issue.message))
-    return Problem(422, f"the configuration is invalid ({len(errors)} problem(s))",
-                   errors=errors)
-
-
 async def _replace(section: str, value: Any, rename: dict[str, str]) -> ConfigApplied:
     f = facade()
     f.runtime.ingest.command("api", {"by": current_principal().name, "replace": section,
@@ -141,7 +127,7 @@ async def _replace(section: str, value: Any, rename: dict[str, str]) -> ConfigAp
             "config", ReplaceSection(section=section, value=value, by=current_principal().name),
             timeout=_APPLY_TIMEOUT_S)
     except ConfigError as exc:
-        raise _config_problem(exc, rename) from None
+        raise config_problem(exc, rename) from None
     return applied
 
 

@@ -7,7 +7,9 @@ from typing import Any
 import msgspec
 from quart import Response
 
-__all__ = ["FieldError", "Problem", "problem_response"]
+from controller.config_check import ConfigError
+
+__all__ = ["FieldError", "Problem", "config_problem", "problem_response"]
 
 _TITLES = {
     400: "Bad Request",
@@ -65,3 +67,17 @@ def problem_response(problem: Problem, instance: str | None = None) -> Response:
     for key, value in problem.headers.items():
         response.headers[key] = value
     return response
+
+
+def config_problem(exc: ConfigError, rename: dict[str, str] | None = None) -> Problem:
+    """422 with one field error per config issue, keyed as the request body was."""
+    errors = []
+    for issue in exc.issues:
+        key = issue.key
+        for prefix, replacement in (rename or {}).items():
+            if key == prefix or key.startswith((prefix + ".", prefix + "[")):
+                key = replacement + key[len(prefix):]
+                break
+        errors.append(FieldError(field=key.lstrip(".") or "body", message=issue.message))
+    return Problem(422, f"the configuration is invalid ({len(errors)} problem(s))",
+                   errors=errors)

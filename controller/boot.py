@@ -31,7 +31,7 @@ from hypercorn.trio import serve
 from actors.auth import AuthActor, EnsureAdmin
 from actors.bus import Bus
 from actors.config import ConfigActor
-from actors.devices import device_specs
+from actors.devices import device_specs, gateway_specs
 from actors.monitor import Monitor
 from actors.query import QueryActor
 from actors.quiescence import InFlight
@@ -115,22 +115,6 @@ def _effective_config(config: StationConfig, database: duckdb.DuckDBPyConnection
         return config, []
 
 
-def _gateway_specs(config: StationConfig) -> list[ChildSpec]:
-    specs = []
-    modbus, opcua = config.gateways.modbus, config.gateways.opcua
-    if modbus.enabled:
-        from actors.gateway_modbus import ModbusGateway
-
-        specs.append(ChildSpec.of(ModbusGateway, "gateway:modbus", station_id=config.station.id,
-                                  host=modbus.host, port=modbus.port, unit=modbus.unit))
-    if opcua.enabled:
-        from actors.gateway_opcua import OpcuaGateway
-
-        specs.append(ChildSpec.of(OpcuaGateway, "gateway:opcua", station_id=config.station.id,
-                                  host=opcua.host, port=opcua.port, path=opcua.path))
-    return specs
-
-
 def _start_simulators(config: StationConfig) -> list[Any]:
     if config.sim is None:
         return []
@@ -143,6 +127,7 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
     data_dir.mkdir(parents=True, exist_ok=True)
     log.info("starting station %r in %s", config.station.id, data_dir)
     database = open_database(data_dir / "takt.duckdb")
+    base = config
     config, overridden = _effective_config(config, database)
     clock = RealClock()
     inflight = InFlight()
@@ -172,14 +157,15 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
             *(ChildSpec.of(QueryActor, f"query:{i}", database)
               for i in range(config.store.query_workers)),
             ChildSpec.of(Monitor, "monitor"),
-            ChildSpec.of(ConfigActor, "config", database, config, overridden),
+            ChildSpec.of(ConfigActor, "config", database, base, config, overridden),
             devices,
-            *_gateway_specs(config),
+            *gateway_specs(config),
         ],
         strategy=Strategy.REST_FOR_ONE,
         intensity=RestartIntensity(5, 60.0),
         on_escalate=escalate,
     )
+    runtime.directory.set("root", root)  # so the config actor can change the gateways in place
     station = Station(config=config, data_dir=data_dir, runtime=runtime, database=database,
                       root=root, token_secret=b"", admin_password=None,
                       simulators=simulators, failed=failed)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from actors.health import HealthState
 from actors.runtime import ActorUnavailable, Runtime, call, tell
-from actors.supervisor import ChildSpec, Supervisor, WhichChildren
+from actors.supervisor import ChildSpec, RestartChild, SetChildren, Supervisor, WhichChildren
 from controller.clock import VirtualClock
 from controller.supervision import Backoff, Restart, RestartIntensity, Strategy
 from tests.actors.probe import Boom, Echo, Probe
@@ -236,3 +236,38 @@ def test_random_failures_match_the_model(seq: list[tuple[str, float]], max_resta
             assert all(c.alive for c in call(runtime, sup, WhichChildren()))
     finally:
         pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+def test_set_children_keeps_unchanged_replaces_changed_and_stops_removed(
+    runtime: Runtime, vclock: VirtualClock
+) -> None:
+    sup = start_sup(runtime, [ChildSpec.of(Probe, "dev:a", key=1),
+                              ChildSpec.of(Probe, "dev:b", key=1),
+                              ChildSpec.of(Probe, "other", key=1)])
+    a, b, other = (runtime.directory.get(n) for n in ("dev:a", "dev:b", "other"))
+    changed = call(runtime, sup, SetChildren("dev:", (ChildSpec.of(Probe, "dev:a", key=1),
+                                                      ChildSpec.of(Probe, "dev:b", key=2),
+                                                      ChildSpec.of(Probe, "dev:c", key=1))))
+    assert (changed.kept, changed.stopped, changed.started) == (
+        ["dev:a"], ["dev:b"], ["dev:b", "dev:c"])
+    assert runtime.directory.get("dev:a") is a and runtime.directory.get("other") is other
+    new_b = runtime.directory.get("dev:b")
+    assert new_b is not b
+    # The replaced child's exit must not read as the new one's: no restart comes later.
+    vclock.advance(5.0)
+    assert runtime.wait_idle(5)
+    assert runtime.directory.get("dev:b") is new_b
+    assert children(runtime, sup)["dev:b"].restarts == 0
+    call(runtime, sup, SetChildren("dev:", ()))
+    assert sorted(children(runtime, sup)) == ["other"]
+    assert "dev:a" not in runtime.health.snapshot()  # removed, not merely stopped
+
+
+def test_restart_child_skips_the_rest_of_the_backoff(runtime: Runtime, vclock: VirtualClock
+                                                     ) -> None:
+    sup = start_sup(runtime, [ChildSpec.of(Probe, "a")],
+                    backoff=Backoff(min_s=30.0, max_s=30.0, jitter=0.0, stable_s=60.0))
+    crash(runtime, "a")
+    assert call(runtime, sup, RestartChild("a")) is True
+    assert call(runtime, runtime.directory.get("a"), Echo("now")) == "now"
+    assert call(runtime, sup, RestartChild("a")) is False  # already running
