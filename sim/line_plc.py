@@ -188,9 +188,9 @@ class LinePlcSimulator:
             thread = threading.Thread(
                 target=self._serve, args=(sock,), name="line-plc-sim-client", daemon=True
             )
-            with self._lock:
+            with self._lock:  # started under the lock: stop() must never join an unstarted one
                 self._clients[sock] = thread
-            thread.start()
+                thread.start()
 
     def _serve(self, sock: socket.socket) -> None:
         decoder = LineDecoder()
