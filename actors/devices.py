@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from actors.gpio import GpioActor
 from actors.plc import PlcActor
+from actors.scanner import ScannerActor
 from actors.supervisor import ChildSpec
 from controller.config import StationConfig
 
 __all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs"]
 
 # Which children a config section makes: (supervisor, child id prefix).
-SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "gpio": ("devices", "gpio"),
-                    "gateways": ("root", "gateway:")}
+SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "scanners": ("devices", "scanner:"),
+                    "gpio": ("devices", "gpio"), "gateways": ("root", "gateway:")}
 
 
 def section_specs(config: StationConfig, section: str) -> list[ChildSpec]:
@@ -19,6 +20,9 @@ def section_specs(config: StationConfig, section: str) -> list[ChildSpec]:
         # The key is the PLC's whole config: an edit restarts that PLC and no other.
         return [ChildSpec.of(PlcActor, f"plc:{plc.name}", plc, key=plc)
                 for plc in config.plcs if plc.enabled]
+    if section == "scanners":
+        return [ChildSpec.of(ScannerActor, f"scanner:{s.name}", s, key=s)
+                for s in config.scanners if s.enabled]
     if section == "gpio":
         gpio = config.gpio
         if not (gpio.buttons or gpio.leds):

@@ -12,7 +12,19 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from actors.runtime import ActorUnavailable, AskTimeout, Runtime
-from api import auth, config, events, gateways, gpio, journal, plcs, system, users, ws
+from api import (
+    auth,
+    config,
+    events,
+    gateways,
+    gpio,
+    journal,
+    plcs,
+    scanners,
+    system,
+    users,
+    ws,
+)
 from api.http import Facade
 from api.openapi import TaktOpenAPIProvider
 from api.problems import Problem, problem_response
@@ -48,7 +60,8 @@ def create_app(runtime: Runtime, station: StationConfig, token_secret: bytes) ->
         login_limiter=SlidingWindowLimiter(limit=10, window_s=60.0),
     )
     for bp in (system.blueprint, auth.blueprint, users.blueprint, plcs.blueprint,
-               plcs.bindings_blueprint, gpio.blueprint, gateways.blueprint,
+               plcs.bindings_blueprint, scanners.blueprint, gpio.blueprint,
+               gateways.blueprint,
                journal.blueprint, events.blueprint, config.blueprint,
                config.catalog_blueprint, ws.blueprint):
         app.register_blueprint(bp)

@@ -45,14 +45,16 @@ def plc_protocols() -> list[dict[str, Any]]:
 
 
 def scanners() -> dict[str, Any]:
-    """Scanner drivers of seed 002; the drivers themselves land with the scanner actors."""
+    """Scanner drivers of seed 002 (ETHERNET_IP and USB_HID are refused by the config)."""
     return {
         "transports": ["TCP", "SERIAL", "MODBUS"],
+        "unsupported_transports": ["ETHERNET_IP", "USB_HID"],
         "models": ["COGNEX_DATAMAN", "HIKROBOT_ID", "DATALOGIC_MATRIX", "DATALOGIC_HANDHELD",
                    "GENERIC"],
         "roles": ["ADD", "REMOVE", "VERIFY_LOCAL_BUFFER", "REJECTION", "PACKAGE", "BOX",
                   "REJECTION_FEEDBACK"],
-        "available": False,
+        "triggered_models": ["COGNEX_DATAMAN"],
+        "available": True,
     }
 
 

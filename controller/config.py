@@ -43,6 +43,7 @@ from controller.plc_config import (
     TagBinding,
     ValueType,
 )
+from controller.scanner_config import ScannerConfig
 
 __all__ = [
     "IMPLEMENTED_PROTOCOLS",
@@ -65,6 +66,7 @@ __all__ = [
     "PlcConfig",
     "Protocol",
     "RegisterKind",
+    "ScannerConfig",
     "SerialConfig",
     "ServerConfig",
     "SimConfig",
@@ -172,6 +174,7 @@ class StationConfig(_Table):
     store: StoreConfig = StoreConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     plcs: tuple[PlcConfig, ...] = ()
+    scanners: tuple[ScannerConfig, ...] = ()
     gateways: GatewaysConfig = GatewaysConfig()
     gpio: GpioConfig = GpioConfig()
     # Absent means no simulators: a real station must not open a fake PLC by default.
