@@ -1,21 +1,25 @@
-"""ZPL II: a tokenizer, label formats read back from ZPL, and label templates, sans-I/O.
+"""ZPL II: a tokenizer, and label formats read back from ZPL, sans-I/O.
 
 - `ZplTokenizer` splits a byte stream into commands (`^XA`, `~HS`...) and Set-Get-Do lines
   (`! U1 getvar ...`) as a printer does; the simulator and the tests read ZPL with it.
 - `FormatReader` / `read_formats` turn commands into `LabelFormat`s whose fields hold the
   decoded text (after `^FH` hex escapes, `^BX` escape sequences and `^CI28` UTF-8).
-- `LabelTemplate` renders ZPL with `{{name}}` placeholders; field data is always escaped,
-  so it can never become a command. See docs/zpl-templates.md.
-- `gs1_datamatrix` builds a GS1 DataMatrix field (`^BX` quality 200, FNC1 first).
+
+Templates live in `drivers.zpl.template` and GS1 data in `drivers.zpl.gs1`; their public
+names are re-exported here too.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
+
+from drivers.zpl.gs1 import GS, gs1_datamatrix, gs1_element_string, gs1_field_data
+
+if TYPE_CHECKING:
+    from drivers.zpl.template import LabelTemplate
 
 __all__ = [
     "GS",
@@ -37,7 +41,6 @@ __all__ = [
     "tokenize",
 ]
 
-GS = "\x1d"
 MAX_FIELD_BYTES = 3072
 """The guide's limit for one ^FD."""
 MAX_COMMAND = 1 << 20
@@ -469,327 +472,11 @@ def _int_arg(command: Command, index: int, default: int) -> int:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else default
 
 
-# --- templates ---------------------------------------------------------------------------
+def __getattr__(name: str) -> object:
+    # drivers.zpl.template builds on this module, so LabelTemplate is re-exported on first
+    # use: importing it at load time would be an import cycle.
+    if name == "LabelTemplate":
+        from drivers.zpl.template import LabelTemplate
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*(gs1)\s*)?\}\}")
-# Placeholders become these markers before the template is tokenized; NUL is refused in
-# template text, so a marker cannot be forged by it.
-_MARKER = re.compile("\x00([0-9]+)\x00")
-_CODE128_ESCAPE = ">"
-
-
-class _Ref:
-    __slots__ = ("gs1", "name")
-
-    def __init__(self, name: str, gs1: bool) -> None:
-        self.name, self.gs1 = name, gs1
-
-
-class _Slot:
-    """An ^FD holding placeholders: static text and references, and how to escape them."""
-
-    __slots__ = ("bx_escape", "code128", "command", "escape_static", "hex", "segments", "unsafe")
-
-    def __init__(
-        self,
-        command: str,
-        segments: list[str | _Ref],
-        *,
-        hex_indicator: str,
-        escape_static: bool,
-        bx_escape: str | None,
-        code128: bool,
-        prefixes: set[str],
-    ) -> None:
-        self.command = command
-        self.segments = segments
-        self.hex = hex_indicator
-        self.escape_static = escape_static
-        self.bx_escape = bx_escape
-        self.code128 = code128
-        self.unsafe = frozenset(ord(c) for c in {*prefixes, "^", "~", hex_indicator})
-
-
-class LabelTemplate:
-    """ZPL text with `{{name}}` placeholders in field data; `render` fills and escapes them.
-
-    Checked when built (ValueError): placeholders only inside ^FD/^FV of a ^XA...^XZ format,
-    `{{name|gs1}}` only in a ^BX quality 200 field with an explicit escape character.
-    Rendering adds ^CI28 after each ^XA and ^FH before each filled ^FD that has none, and
-    writes every byte of field data that could mean something to the printer as a hex
-    escape. See docs/zpl-templates.md.
-    """
-
-    def __init__(self, text: str) -> None:
-        if "\x00" in text:
-            raise ValueError("a template cannot contain NUL characters")
-        refs: list[_Ref] = []
-
-        def mark(match: re.Match[str]) -> str:
-            refs.append(_Ref(match[1], match[2] == "gs1"))
-            return f"\x00{len(refs) - 1}\x00"
-
-        marked = _PLACEHOLDER.sub(mark, text)
-        if (at := marked.find("{{")) >= 0:
-            raise ValueError(
-                f"malformed placeholder {marked[at : at + 30]!r}: write {{{{name}}}} or "
-                "{{name|gs1}}, name of letters, digits and _"
-            )
-        self._refs = refs
-        self._parts = self._compile(tokenize(marked.encode("utf-8")))
-        self.placeholders = frozenset(ref.name for ref in refs)
-        """Names the template needs in render()."""
-
-    def render(self, fields: Mapping[str, str]) -> bytes:
-        """The ZPL with every placeholder filled; ValueError for a missing or unknown field."""
-        missing = self.placeholders - fields.keys()
-        if missing:
-            raise ValueError(f"missing field(s) for the template: {', '.join(sorted(missing))}")
-        unknown = fields.keys() - self.placeholders
-        if unknown:
-            raise ValueError(
-                f"unknown field(s) {', '.join(sorted(unknown))}: the template has "
-                f"{', '.join(sorted(self.placeholders)) or 'no placeholders'}"
-            )
-        for name in self.placeholders:
-            if not isinstance(fields[name], str):
-                # ValueError like every other rendering error, so callers catch one type.
-                kind = type(fields[name]).__name__
-                raise ValueError(f"field {name} must be text, got {kind}")  # noqa: TRY004
-        out = []
-        for part in self._parts:
-            out.append(part if isinstance(part, str) else _fill(part, fields))
-        return "".join(out).encode("latin-1")
-
-    def _compile(self, tokens: list[Token]) -> list[str | _Slot]:
-        commands = [t for t in tokens if isinstance(t, Command)]
-        # Every character that is, or is made, a prefix anywhere in the template.
-        prefixes = {t.prefix for t in commands}
-        prefixes |= {t.params for t in commands if t.name in ("CC", "CT") and len(t.params) == 1}
-        parts: list[str | _Slot] = []
-        in_format, ci, field = False, 0, _FieldState()
-        for token in tokens:
-            if isinstance(token, SgdCommand):
-                if "\x00" in token.line:
-                    raise ValueError(f"placeholder {self._names(token.line)} is in an SGD line")
-                parts.append(token.line + "\r\n")
-                continue
-            name = token.name
-            if "\x00" in token.params and (token.control or name not in ("FD", "FV")):
-                raise ValueError(
-                    f"placeholder {self._names(token.params)} is outside field data (in "
-                    f"{token.prefix}{name}); placeholders may only stand in ^FD or ^FV"
-                )
-            if token.control:
-                parts.append(token.text)
-                continue
-            if name == "XA":
-                in_format, ci, field = True, 28, _FieldState()
-                parts.append(token.text + f"{token.prefix}CI28")
-                continue
-            if name == "XZ":
-                in_format, field = False, _FieldState()
-                parts.append(token.text + "\n")
-                continue
-            if name in ("FD", "FV") and "\x00" in token.params:
-                self._check_slot(token, field, ci, in_format)
-                parts.extend(self._slot(token, field, prefixes))
-                continue
-            if name == "CI":
-                ci = _int_arg(token, 0, ci)
-            elif name == "FS":
-                field = _FieldState()
-            else:
-                field.update(token)
-            parts.append(token.text)
-        if in_format:
-            raise ValueError("the template ends inside a label format: ^XZ is missing")
-        placed = {id(ref) for part in parts if isinstance(part, _Slot) for ref in part.segments}
-        lost = [ref for ref in self._refs if id(ref) not in placed]
-        if lost:
-            # Text between commands is ignored by printers, and so would be the placeholder.
-            raise ValueError(f"placeholder {{{{{lost[0].name}}}}} is not inside any command")
-        return parts
-
-    def _check_slot(self, token: Command, field: _FieldState, ci: int, in_format: bool) -> None:
-        names = self._names(token.params)
-        if not in_format:
-            raise ValueError(f"placeholder {names} is outside a label format (^XA...^XZ)")
-        if ci != 28:
-            raise ValueError(f"placeholder {names} needs ^CI28 (UTF-8); the template sets ^CI{ci}")
-        if field.barcode == "BX":
-            if not field.bx200:
-                raise ValueError(f"placeholder {names} in ^BX needs quality 200")
-            if not field.bx_escape_explicit:
-                raise ValueError(
-                    f"placeholder {names} in ^BX needs an explicit escape character "
-                    "(7th parameter, e.g. ^BXN,6,200,,,,_): firmware defaults differ"
-                )
-        for ref in self._refs_in(token.params):
-            if ref.gs1 and not field.bx200:
-                raise ValueError(f"{{{{{ref.name}|gs1}}}} needs a ^BX quality 200 field")
-
-    def _slot(self, token: Command, field: _FieldState, prefixes: set[str]) -> list[str | _Slot]:
-        bx_escape = field.bx_escape if field.bx200 else None
-        parts: list[str | _Slot] = []
-        indicator = field.hex
-        if indicator is None:
-            # Distinct from the ^BX escape character so the generated data stays readable.
-            indicator = "\\" if bx_escape == "_" else "_"
-            parts.append(f"{token.prefix}FH{indicator}")
-        pieces = _MARKER.split(token.params)
-        segments: list[str | _Ref] = [
-            self._refs[int(piece)] if index % 2 else piece
-            for index, piece in enumerate(pieces)
-            if index % 2 or piece
-        ]
-        parts.append(
-            _Slot(
-                token.prefix + token.name,
-                segments,
-                hex_indicator=indicator,
-                escape_static=field.hex is None,
-                bx_escape=bx_escape,
-                code128=field.barcode == "BC",
-                prefixes=prefixes,
-            )
-        )
-        return parts
-
-    def _refs_in(self, params: str) -> Iterator[_Ref]:
-        for match in _MARKER.finditer(params):
-            yield self._refs[int(match[1])]
-
-    def _names(self, params: str) -> str:
-        return ", ".join(f"{{{{{ref.name}}}}}" for ref in self._refs_in(params))
-
-
-def _fill(slot: _Slot, fields: Mapping[str, str]) -> str:
-    out = [slot.command]
-    size = 0
-    for segment in slot.segments:
-        if isinstance(segment, str):
-            raw = segment.encode("latin-1")
-            size += len(raw)
-            out.append(_hex_escape(raw, slot) if slot.escape_static else segment)
-            continue
-        value = fields[segment.name]
-        if segment.gs1:
-            assert slot.bx_escape is not None  # checked when the template was built
-            try:
-                value = gs1_field_data(value, escape=slot.bx_escape)
-            except ValueError as exc:
-                raise ValueError(f"field {segment.name}: {exc}") from None
-        else:
-            if slot.code128 and _CODE128_ESCAPE in value:
-                raise ValueError(
-                    f"field {segment.name}: '>' starts a Code 128 invocation code in ^BC data"
-                )
-            if slot.bx_escape:
-                value = value.replace(slot.bx_escape, slot.bx_escape * 2)
-        try:
-            data = value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"field {segment.name} is not encodable as UTF-8: {exc}") from None
-        size += len(data)
-        out.append(_hex_escape(data, slot))
-    if size > MAX_FIELD_BYTES:
-        raise ValueError(f"field data of {size} bytes exceeds the {MAX_FIELD_BYTES}-byte limit")
-    return "".join(out)
-
-
-def _hex_escape(data: bytes, slot: _Slot) -> str:
-    # Printable ASCII stays readable; prefixes, the indicator, control characters and every
-    # byte of a non-ASCII character become ^FH escapes, so no byte can start a command.
-    return "".join(
-        chr(byte) if 0x20 <= byte <= 0x7E and byte not in slot.unsafe else f"{slot.hex}{byte:02X}"
-        for byte in data
-    )
-
-
-# --- GS1 ---------------------------------------------------------------------------------
-
-# GS1 AI encodable character set 82 (GS1 General Specifications, figure 7.11-1).
-_GS1_CHARS = frozenset(
-    "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-)
-# Element strings of predefined length by the AI's first two digits (GS1 General
-# Specifications, figure 7.8.5-2), AI included; all others end with FNC1 unless last.
-_PREDEFINED_LENGTH = {
-    "00": 20, "01": 16, "02": 16, "03": 16, "04": 18,
-    "11": 8, "12": 8, "13": 8, "14": 8, "15": 8, "16": 8, "17": 8, "18": 8, "19": 8,
-    "20": 4, "31": 10, "32": 10, "33": 10, "34": 10, "35": 10, "36": 10, "41": 16,
-}  # fmt: skip
-# Symbology identifiers a scanner may prefix to GS1 data: DataMatrix, 128, QR, DataBar.
-_GS1_SYMBOLOGY_IDS = ("]d2", "]C1", "]Q3", "]e0")
-_HRI = re.compile(r"\(([0-9]{2,4})\)([^()]*)")
-
-
-def gs1_element_string(code: str) -> str:
-    """A GS1 element string with GS (0x1D) after variable-length elements, checked.
-
-    Accepts what a scanner sends (optionally with its `]d2` style prefix and GS separators)
-    or the human-readable form `(01)09506000134352(10)ABC`, whose separators are added.
-    ValueError if it is not GS1 data.
-    """
-    text = code
-    for prefix in _GS1_SYMBOLOGY_IDS:
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    if text.startswith("("):
-        text = _from_human_readable(text)
-    text = text.rstrip(GS)
-    if not text:
-        raise ValueError("empty GS1 element string")
-    bad = sorted(set(text) - _GS1_CHARS - {GS})
-    if bad:
-        raise ValueError(f"characters not allowed in GS1 data: {''.join(bad)!r}")
-    for element in text.split(GS):
-        if len(element) < 3 or not element[:2].isdigit():
-            raise ValueError(f"GS1 element {element!r} does not start with an AI")
-    return text
-
-
-def gs1_field_data(code: str, escape: str = "_") -> str:
-    """^FD data for a ^BX quality 200 field with escape character `escape`: FNC1 first, FNC1
-    for every GS separator, the escape character doubled."""
-    if len(escape) != 1 or escape.isalnum() or escape in "^~," or not escape.isprintable():
-        raise ValueError(f"unusable ^BX escape character {escape!r}")
-    text = gs1_element_string(code)
-    fnc1 = escape + "1"
-    return fnc1 + text.replace(escape, escape * 2).replace(GS, fnc1)
-
-
-def gs1_datamatrix(code: str, *, module: int = 6, orientation: str = "N", escape: str = "_") -> str:
-    """A complete GS1 DataMatrix field, `^BX...,200,,,,_^FD_1...^FS`; put an ^FO before it.
-
-    GS1 data never holds ^ or ~, so no ^FH is needed.
-    """
-    if orientation not in ("N", "R", "I", "B"):
-        raise ValueError(f"orientation must be N, R, I or B, not {orientation!r}")
-    if not 1 <= module <= 9999:
-        raise ValueError(f"module size {module} out of range")
-    data = gs1_field_data(code, escape)
-    return f"^BX{orientation},{module},200,,,,{escape}^FD{data}^FS"
-
-
-def _from_human_readable(text: str) -> str:
-    pieces = _HRI.findall(text)
-    if "".join(f"({ai}){value}" for ai, value in pieces) != text:
-        raise ValueError(
-            f"not a GS1 human-readable string {text[:40]!r}: expected (AI)value...; data "
-            "holding parentheses must be given with GS separators"
-        )
-    out = []
-    for index, (ai, value) in enumerate(pieces):
-        element = ai + value
-        length = _PREDEFINED_LENGTH.get(ai[:2])
-        if length is not None and len(element) != length:
-            raise ValueError(
-                f"({ai}){value} has {len(element)} characters with its AI, needs {length}"
-            )
-        out.append(element)
-        if length is None and index < len(pieces) - 1:
-            out.append(GS)
-    return "".join(out)
+        return LabelTemplate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from drivers.zpl.client import (
     PrinterNotReady,
     ZplPrinterClient,
 )
-from drivers.zpl.codec import LabelTemplate
+from drivers.zpl.template import LabelTemplate
 from sim.zpl_printer import DropPoint, ZplPrinterSimulator
 
 TEMPLATE = LabelTemplate("^XA^FO20,20^A0N,30,30^FD{{serial}}^FS^XZ")

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import drivers.zpl.codec as zpl_codec
+from drivers.zpl import gs1, template
 from drivers.zpl.codec import (
-    GS,
     Command,
     Field,
     FormatReader,
     LabelFormat,
-    LabelTemplate,
     SgdCommand,
     ZplTokenizer,
     count_labels,
-    gs1_datamatrix,
-    gs1_element_string,
-    gs1_field_data,
     read_formats,
     tokenize,
 )
+from drivers.zpl.gs1 import GS, gs1_datamatrix, gs1_element_string, gs1_field_data
+from drivers.zpl.template import LabelTemplate
 
 
 def cmd(name: str, params: str = "", prefix: str = "^", delimiter: str = ",") -> Command:
@@ -335,3 +338,26 @@ def test_gs1_datamatrix_reads_back_as_the_element_string(elements: list[str]) ->
     assert label.fields == (Field(text=code, barcode="BX", gs1=True),)
     template = LabelTemplate("^XA^FO1,1^BXN,6,200,,,,_^FD{{code|gs1}}^FS^XZ")
     assert read_formats(template.render({"code": "]d2" + code}))[0] == label
+
+
+# --- module layout -------------------------------------------------------------------------
+
+
+def test_codec_still_exports_the_template_and_gs1_names() -> None:
+    assert zpl_codec.LabelTemplate is template.LabelTemplate
+    assert zpl_codec.gs1_datamatrix is gs1.gs1_datamatrix
+    assert zpl_codec.GS == gs1.GS
+    assert [name for name in zpl_codec.__all__ if not hasattr(zpl_codec, name)] == []
+    with pytest.raises(AttributeError):
+        _ = zpl_codec.NoSuchName
+
+
+@pytest.mark.parametrize("first", ["drivers.zpl.template", "drivers.zpl.gs1", "drivers.zpl.codec"])
+def test_each_zpl_module_can_be_imported_first(first: str) -> None:
+    # A fresh interpreter: an import cycle only shows when a given module is loaded first.
+    code = f"import {first}\nfrom drivers.zpl.codec import *\nLabelTemplate, GS, tokenize"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

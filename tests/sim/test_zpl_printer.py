@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.zpl.codec import GS, Field, LabelTemplate, gs1_datamatrix
+from drivers.zpl.codec import Field
+from drivers.zpl.gs1 import GS, gs1_datamatrix
 from drivers.zpl.status import (
     HOST_STATUS_QUERY,
     LABEL_COUNT_QUERY,
@@ -20,6 +21,7 @@ from drivers.zpl.status import (
     ReplyReader,
     parse_host_status_frames,
 )
+from drivers.zpl.template import LabelTemplate
 from sim.zpl_printer import DropPoint, ZplPrinterSimulator
 
 REPO = Path(__file__).resolve().parents[2]
