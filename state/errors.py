@@ -11,7 +11,9 @@ __all__ = [
     "ConstraintError",
     "DuplicateError",
     "MigrationError",
+    "NotFound",
     "StateError",
+    "TransitionError",
     "translate_error",
     "translated_errors",
 ]
@@ -31,6 +33,14 @@ class DuplicateError(ConstraintError):
 
 class MigrationError(StateError):
     """A migration could not be loaded or applied; the message names the file."""
+
+
+class NotFound(StateError):
+    """The row named (a code, a batch) does not exist."""
+
+
+class TransitionError(ConstraintError):
+    """A status change or batch move that the rules refuse; the message says why."""
 
 
 def translate_error(exc: duckdb.Error) -> StateError:
