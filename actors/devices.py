@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import duckdb
+
 from actors.gpio import GpioActor
 from actors.plc import PlcActor
+from actors.printer import PrinterActor
 from actors.scanner import ScannerActor
 from actors.supervisor import ChildSpec
 from controller.config import StationConfig
@@ -12,10 +15,14 @@ __all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs"]
 
 # Which children a config section makes: (supervisor, child id prefix).
 SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "scanners": ("devices", "scanner:"),
+                    "printers": ("devices", "printer:"),
                     "gpio": ("devices", "gpio"), "gateways": ("root", "gateway:")}
 
 
-def section_specs(config: StationConfig, section: str) -> list[ChildSpec]:
+def section_specs(config: StationConfig, section: str,
+                  database: duckdb.DuckDBPyConnection | None = None) -> list[ChildSpec]:
+    """The children of one section; printers keep their jobs in `database` (None: the store
+    actor's, found when they start)."""
     if section == "plcs":
         # The key is the PLC's whole config: an edit restarts that PLC and no other.
         return [ChildSpec.of(PlcActor, f"plc:{plc.name}", plc, key=plc)
@@ -23,6 +30,9 @@ def section_specs(config: StationConfig, section: str) -> list[ChildSpec]:
     if section == "scanners":
         return [ChildSpec.of(ScannerActor, f"scanner:{s.name}", s, key=s)
                 for s in config.scanners if s.enabled]
+    if section == "printers":
+        return [ChildSpec.of(PrinterActor, f"printer:{p.name}", p, database, key=p)
+                for p in config.printers if p.enabled]
     if section == "gpio":
         gpio = config.gpio
         if not (gpio.buttons or gpio.leds):
@@ -33,10 +43,11 @@ def section_specs(config: StationConfig, section: str) -> list[ChildSpec]:
     raise ValueError(f"section {section!r} makes no devices")
 
 
-def device_specs(config: StationConfig) -> list[ChildSpec]:
+def device_specs(config: StationConfig,
+                 database: duckdb.DuckDBPyConnection | None = None) -> list[ChildSpec]:
     """The children of the devices supervisor."""
     return [spec for section, (supervisor, _) in SECTION_CHILDREN.items()
-            if supervisor == "devices" for spec in section_specs(config, section)]
+            if supervisor == "devices" for spec in section_specs(config, section, database)]
 
 
 def gateway_specs(config: StationConfig) -> list[ChildSpec]:

@@ -20,6 +20,7 @@ from api import (
     gpio,
     journal,
     plcs,
+    printers,
     scanners,
     system,
     users,
@@ -60,7 +61,7 @@ def create_app(runtime: Runtime, station: StationConfig, token_secret: bytes) ->
         login_limiter=SlidingWindowLimiter(limit=10, window_s=60.0),
     )
     for bp in (system.blueprint, auth.blueprint, users.blueprint, plcs.blueprint,
-               plcs.bindings_blueprint, scanners.blueprint, gpio.blueprint,
+               plcs.bindings_blueprint, scanners.blueprint, printers.blueprint, gpio.blueprint,
                gateways.blueprint,
                journal.blueprint, events.blueprint, config.blueprint,
                config.catalog_blueprint, ws.blueprint):

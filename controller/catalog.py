@@ -59,6 +59,6 @@ def scanners() -> dict[str, Any]:
 
 
 def printers() -> dict[str, Any]:
-    """Printer drivers; ZPL over raw TCP 9100 lands with the printer actors."""
+    """Printer drivers of seed 002: Zebra ZPL over raw TCP 9100 (docs/zpl-templates.md)."""
     return {"models": [{"model": "ZEBRA_ZPL", "transport": "TCP", "default_port": 9100}],
-            "available": False}
+            "available": True}

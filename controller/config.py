@@ -43,6 +43,7 @@ from controller.plc_config import (
     TagBinding,
     ValueType,
 )
+from controller.printer_config import PrinterConfig
 from controller.scanner_config import ScannerConfig
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "OpcuaGatewayConfig",
     "Parity",
     "PlcConfig",
+    "PrinterConfig",
     "Protocol",
     "RegisterKind",
     "ScannerConfig",
@@ -175,6 +177,7 @@ class StationConfig(_Table):
     supervision: SupervisionConfig = SupervisionConfig()
     plcs: tuple[PlcConfig, ...] = ()
     scanners: tuple[ScannerConfig, ...] = ()
+    printers: tuple[PrinterConfig, ...] = ()
     gateways: GatewaysConfig = GatewaysConfig()
     gpio: GpioConfig = GpioConfig()
     # Absent means no simulators: a real station must not open a fake PLC by default.

@@ -1,0 +1,844 @@
+"""Printer actor: one per label printer (Zebra ZPL over raw TCP), with a durable job queue.
+
+A print request renders the printer's template, and the job is stored (state `queued`)
+before the request is answered. Jobs print strictly in order. Before the first byte of a job
+goes out its counter_before (the printer's label counter) is stored too, so every retry, after
+a lost link or a restart of Takt, asks the printer whether the job already came out instead of
+sending it again (drivers/zpl/client.py): a job is never printed twice. A job is `done` only
+when the label counter shows its labels printed.
+
+The actor does not fail when the printer is unreachable, paused or out of paper: it keeps its
+jobs (`held`, with the reason), reports them on `device.printer.<name>.job`, polls `~HS`
+every status_poll_ms, reconnects, and resumes held jobs once the printer is ready again. The
+client's blocking requests run in order on a thread of the actor's own (`_Link`), so a silent
+printer never keeps the actor from answering or from stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import msgspec
+
+from actors.base import handles
+from actors.database import DatabaseActor
+from actors.health import HealthState
+from actors.runtime import ActorUnavailable, Reply, Runtime, tell
+from controller.printer_config import (
+    BUILTIN_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    TEMPLATE_NAME_PATTERN,
+    PrinterConfig,
+)
+from controller.timefmt import rfc3339
+from drivers.errors import DeviceUnavailable, DriverError, FrameError
+from drivers.zpl.client import (
+    JobInterrupted,
+    PartiallyPrinted,
+    PrinterNotReady,
+    PrintResult,
+    ZplPrinterClient,
+)
+from drivers.zpl.codec import LabelTemplate, count_labels
+from drivers.zpl.status import PrinterStatus
+from state.errors import DuplicateError
+from state.printing import (
+    JobState,
+    PrintJob,
+    StoredTemplate,
+    count_jobs,
+    delete_template,
+    get_template,
+    insert_job,
+    insert_template,
+    list_jobs,
+    list_templates,
+    save_template,
+    unfinished_jobs,
+    update_job,
+)
+
+__all__ = [
+    "CODE_FIELD",
+    "MAX_LABELS_PER_JOB",
+    "MAX_TEMPLATE_BYTES",
+    "DeleteTemplate",
+    "GetPrinterStatus",
+    "GetTemplate",
+    "InvalidTemplate",
+    "ListPrintJobs",
+    "ListTemplates",
+    "PrintAccepted",
+    "PrintLabel",
+    "PrintQueue",
+    "PrinterActor",
+    "PrinterState",
+    "PrinterTest",
+    "PutTemplate",
+    "TemplateExists",
+    "TemplateNotFound",
+    "TemplateView",
+    "TestPrinter",
+    "check_template",
+]
+
+CODE_FIELD = "code"
+"""The placeholder a print request's code fills ({{code}} or {{code|gs1}})."""
+MAX_TEMPLATE_BYTES = 64 * 1024
+MAX_LABELS_PER_JOB = 1000
+# Reconnect attempts to an unreachable printer back off from status_poll_ms up to this.
+_MAX_RECONNECT_S = 5.0
+_log = logging.getLogger("takt.actor.printer")
+
+
+# ---- messages ----------------------------------------------------------------------------------
+
+
+class PrintLabel(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Render a template and queue the job; answered with PrintAccepted once it is stored."""
+
+    code: str | None = None
+    fields: dict[str, str] = {}
+    template: str | None = None  # None: the printer's default_template
+    by: str | None = None
+
+
+class PrintAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    job: int
+    printer: str
+    template: str
+    labels: int
+    state: str
+
+
+class GetPrinterStatus(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class TestPrinter(msgspec.Struct, frozen=True, tag=True):
+    """Ask the printer for ~HS now (reconnecting first if it is offline); prints nothing."""
+
+
+class ListPrintJobs(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    state: JobState | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+class ListTemplates(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+class GetTemplate(msgspec.Struct, frozen=True, tag=True):
+    name: str
+
+
+class PutTemplate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Store a template, checked first; `create` refuses to replace one (TemplateExists)."""
+
+    name: str
+    body: str
+    by: str | None = None
+    create: bool = False
+
+
+class DeleteTemplate(msgspec.Struct, frozen=True, tag=True):
+    name: str
+
+
+class TemplateNotFound(LookupError):
+    """The printer has no template of that name."""
+
+
+class TemplateExists(Exception):
+    """A template of that name is stored already."""
+
+
+class InvalidTemplate(ValueError):
+    """A template LabelTemplate refuses, or one that prints no label or too many."""
+
+
+class TemplateView(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    body: str
+    placeholders: list[str]
+    labels: int
+    builtin: bool
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
+class PrintQueue(msgspec.Struct, frozen=True, kw_only=True):
+    pending: int
+    """Jobs waiting their turn or sent and not yet confirmed."""
+    held: int
+    """Jobs kept because the printer cannot print now (reason on each job)."""
+
+
+class PrinterState(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    model: str
+    address: str
+    connection: str  # connected | offline
+    last_error: str | None
+    ready: bool | None  # None until the printer has answered ~HS
+    problems: list[str]
+    paper_out: bool | None
+    paused: bool | None
+    head_open: bool | None
+    ribbon_out: bool | None
+    formats_in_buffer: int | None
+    labels_remaining: int | None
+    label_count: int | None  # the printer's lifetime counter, as last read
+    status_at: str | None  # when ~HS last answered
+    queue: PrintQueue
+    jobs: dict[str, int]  # stored jobs of this printer by state
+    malformed: int
+
+
+class PrinterTest(msgspec.Struct, frozen=True, kw_only=True):
+    ok: bool
+    connected: bool
+    ready: bool | None
+    problems: list[str]
+    error: str | None
+    latency_ms: float
+
+
+# ---- templates ---------------------------------------------------------------------------------
+
+
+def check_template(body: str) -> tuple[LabelTemplate, int]:
+    """The compiled template and how many labels it prints; InvalidTemplate says why not."""
+    size = len(body.encode("utf-8", "replace"))
+    if size > MAX_TEMPLATE_BYTES:
+        raise InvalidTemplate(f"the template has {size} bytes; at most {MAX_TEMPLATE_BYTES}")
+    try:
+        template = LabelTemplate(body)
+    except ValueError as exc:
+        raise InvalidTemplate(str(exc)) from None
+    # Placeholders stand only in field data, so the template text counts as its renderings do.
+    labels = count_labels(body.encode("utf-8"))
+    if labels < 1:
+        raise InvalidTemplate("the template prints no label: it needs a ^XA...^XZ format")
+    if labels > MAX_LABELS_PER_JOB:
+        raise InvalidTemplate(f"the template prints {labels} labels; at most "
+                              f"{MAX_LABELS_PER_JOB} per job")
+    return template, labels
+
+
+def _station_database(runtime: Runtime) -> duckdb.DuckDBPyConnection:
+    # Stopgap: device specs are built (at boot and by the config actor) without the database,
+    # so a printer started from them borrows the store actor's connection to open its own
+    # cursor. Passing the database to actors.devices.section_specs removes the need for this.
+    ref = runtime.directory.get("store")
+    actor = ref._actor_weakref()
+    database: duckdb.DuckDBPyConnection | None = getattr(actor, "database", None)
+    if database is None:
+        raise ActorUnavailable("no station database to store print jobs in")
+    return database
+
+
+# ---- the link: the printer's blocking requests, on a thread of its own --------------------------
+
+
+class _Tick(msgspec.Struct, frozen=True):
+    pass
+
+
+class _Connected(msgspec.Struct, frozen=True):
+    error: str | None
+
+
+class _Polled(msgspec.Struct, frozen=True):
+    status: PrinterStatus | None  # None: the link failed (error says why)
+    count: int | None
+    error: str | None
+
+
+class _Prepared(msgspec.Struct, frozen=True):
+    """The head job's first step: the status, and the label counter if it can be sent now."""
+
+    job_id: int
+    status: PrinterStatus | None  # None: the link failed
+    count: int | None  # None: not ready or not idle (see status), or the link failed
+    error: str | None
+
+
+class _Printed(msgspec.Struct, frozen=True):
+    job_id: int
+    result: PrintResult | None
+    error: Any  # the DriverError or ValueError print_job raised
+
+
+class _Tested(msgspec.Struct, frozen=True):
+    reply: Any  # the TestPrinter request's reply callback
+    status: PrinterStatus | None
+    count: int | None
+    error: str | None
+    latency_ms: float
+
+
+class _LinkBroken(msgspec.Struct, frozen=True):
+    error: str
+
+
+_Op = Callable[[ZplPrinterClient], Any]
+
+
+class _Link:
+    """Runs the client's blocking requests in order on a daemon thread and tells each result to
+    the actor, so the actor answers, and stops, while a printer is slow or silent.
+
+    A request counts as in flight from submit() until its result is told: quiescence (tests,
+    replay) waits for the printer as for any message.
+    """
+
+    def __init__(self, runtime: Runtime, ref: Any, client: ZplPrinterClient, name: str) -> None:
+        self.client = client
+        self._runtime, self._ref = runtime, ref
+        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name}-link", daemon=True)
+        self._thread.start()
+
+    def submit(self, op: _Op) -> None:
+        self._runtime.inflight.add()
+        self._ops.put(op)
+
+    def close(self) -> None:
+        """Run nothing more; the request under way ends early as the client closes."""
+        self._closed.set()
+        self._ops.put(None)
+        # On a thread of its own: closing waits for the client's lock, which a connect to a
+        # host that never answers holds for up to timeout_ms; the actor must stop at once.
+        threading.Thread(target=self.client.close, name=f"{self._thread.name}-close",
+                         daemon=True).start()
+
+    def _run(self) -> None:
+        while (op := self._ops.get()) is not None:
+            try:
+                if not self._closed.is_set():
+                    self._tell(self._call(op))
+            finally:
+                self._runtime.inflight.done()
+        self.client.close()  # a connect that raced with close() leaves nothing open
+        while True:
+            try:
+                if self._ops.get_nowait() is not None:
+                    self._runtime.inflight.done()
+            except queue.Empty:
+                return
+
+    def _call(self, op: _Op) -> Any:
+        try:
+            return op(self.client)
+        except Exception as exc:  # a bug: the actor fails and its supervisor restarts it
+            _log.exception("printer link request failed")
+            return _LinkBroken(f"{type(exc).__name__}: {exc}")
+
+    def _tell(self, result: Any) -> None:
+        try:
+            tell(self._runtime, self._ref, result)
+        except ActorUnavailable:
+            pass  # stopped meanwhile; its replacement asks again
+
+
+def _connect_op(client: ZplPrinterClient) -> _Connected:
+    try:
+        if not client.connected:
+            client.connect()
+    except DriverError as exc:
+        return _Connected(str(exc))
+    return _Connected(None)
+
+
+def _poll_op(client: ZplPrinterClient) -> _Polled:
+    try:
+        return _Polled(client.status(), client.label_count(), None)
+    except DriverError as exc:
+        client.close()  # closed here, in order: a later connect request opens a fresh link
+        return _Polled(None, None, str(exc))
+
+
+def _prepare_op(job_id: int) -> _Op:
+    def prepare(client: ZplPrinterClient) -> _Prepared:
+        try:
+            status = client.status()
+            count = client.label_count() if status.ready and status.idle else None
+        except DriverError as exc:
+            client.close()
+            return _Prepared(job_id, None, None, str(exc))
+        return _Prepared(job_id, status, count, None)
+
+    return prepare
+
+
+def _print_op(job: PrintJob) -> _Op:
+    def send(client: ZplPrinterClient) -> _Printed:
+        assert job.counter_before is not None  # stored before anything is sent
+        try:
+            # No waiting here: the labels are looked for again on every status poll.
+            result = client.print_job(job.zpl, job.labels, counter_before=job.counter_before,
+                                      confirm_timeout_s=0)
+        except (DriverError, ValueError) as exc:
+            if isinstance(exc, DeviceUnavailable | FrameError):
+                client.close()
+            return _Printed(job.id, None, exc)
+        return _Printed(job.id, result, None)
+
+    return send
+
+
+def _test_op(reply: Reply) -> _Op:
+    def test(client: ZplPrinterClient) -> _Tested:
+        started = time.perf_counter()
+        status, count, error = None, None, None
+        try:
+            if not client.connected:
+                client.connect()
+            status, count = client.status(), client.label_count()
+        except DriverError as exc:
+            client.close()
+            error = str(exc)
+        return _Tested(reply, status, count, error,
+                       round((time.perf_counter() - started) * 1000, 3))
+
+    return test
+
+
+# ---- the actor ---------------------------------------------------------------------------------
+
+
+class PrinterActor(DatabaseActor):
+    """One label printer: its queue of stored jobs, its ~HS poll and its link."""
+
+    def __init__(self, runtime: Runtime, name: str, config: PrinterConfig,
+                 database: duckdb.DuckDBPyConnection | None = None, *,
+                 client_factory: Callable[[PrinterConfig], ZplPrinterClient] | None = None,
+                 **kw: Any) -> None:
+        if database is None:
+            database = _station_database(runtime)
+        super().__init__(runtime, name, database, **kw)
+        self.config = config
+        self.topic = f"device.printer.{config.name}"
+        self._client_factory = client_factory or _tcp_client
+        self.link: _Link | None = None
+        self.linked = False  # the printer answered on the current connection
+        self.offline: str | None = None  # why it is unreachable, once known
+        self.status: PrinterStatus | None = None
+        self.status_us: int | None = None
+        self.label_count: int | None = None
+        self.jobs: dict[int, PrintJob] = {}  # unfinished, by id: in print order
+        self._sent_at: dict[int, float] = {}  # job id -> clock.monotonic() when sent
+        self._late: set[int] = set()
+        self._failures = 0
+        self._retry_at = 0.0
+        self._timer: Any = None
+        self._connecting = self._polling = self._stepping = False
+        self._tests: list[Reply] = []
+        self._templates: dict[str, tuple[str, LabelTemplate, int]] = {}
+        self._published: tuple[Any, ...] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def started(self) -> None:
+        # The cursor is opened here rather than by DatabaseActor.started, which would report
+        # UP before the printer was even tried.
+        self._con = self.database.cursor()
+        self.jobs = {job.id: job for job in unfinished_jobs(self.con, self.config.name)}
+        if self.jobs:
+            self.log.info("%s: %d unfinished job(s) to resume", self.config.name, len(self.jobs))
+        self.link = _Link(self.runtime, self.actor_ref, self._client_factory(self.config),
+                          self.name)
+        self._submit_connect()
+        self._schedule()
+
+    def stopping(self) -> None:
+        self._shutdown()
+        super().stopping()
+
+    def failed(self, error: BaseException) -> None:
+        self._shutdown()
+        super().failed(error)
+
+    def _shutdown(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        link, self.link = self.link, None
+        if link is not None:
+            link.close()
+        tests, self._tests = self._tests, []
+        for reply in tests:
+            reply(None, ActorUnavailable(f"{self.name} stopped before the printer answered"))
+
+    def _schedule(self) -> None:
+        self._timer = self.tell_self_later(self.config.status_poll_ms / 1000, _Tick())
+
+    def _submit(self, op: _Op) -> None:
+        if self.link is None:
+            raise ActorUnavailable(f"{self.name} has no printer link")
+        self.link.submit(op)
+
+    # --- requests -------------------------------------------------------------------------
+
+    @handles(PrintLabel)
+    def _print(self, msg: PrintLabel) -> PrintAccepted:
+        name = msg.template or self.config.default_template
+        template = self._template(name)[1]
+        fields = dict(msg.fields)
+        if CODE_FIELD in fields:
+            raise ValueError(f"give the code as `{CODE_FIELD}`, not among the fields")
+        if CODE_FIELD in template.placeholders:
+            if not msg.code:
+                raise ValueError(f"template {name!r} prints a code: the request needs one")
+            fields[CODE_FIELD] = msg.code
+        elif msg.code is not None:
+            raise ValueError(f"template {name!r} has no {{{{{CODE_FIELD}}}}} placeholder for "
+                             "the code")
+        zpl = template.render(fields)  # ValueError names the field
+        job = insert_job(self.con, printer=self.config.name, template=name, code=msg.code,
+                         fields=msg.fields, zpl=zpl, labels=count_labels(zpl),
+                         requested_by=msg.by, now_us=self.clock.now_us())
+        self.jobs[job.id] = job
+        self._publish_job(job)
+        self._pump()
+        return PrintAccepted(job=job.id, printer=self.config.name, template=name,
+                             labels=job.labels, state=job.state.value)
+
+    @handles(GetPrinterStatus)
+    def _state(self, _: GetPrinterStatus) -> PrinterState:
+        c, s = self.config, self.status
+        held = sum(1 for job in self.jobs.values() if job.state is JobState.HELD)
+        connection = "connected" if self.linked else "offline" if self.offline else "connecting"
+        return PrinterState(
+            name=c.name, model=c.model.value, address=f"{c.host}:{c.port}",
+            connection=connection, last_error=self.offline,
+            ready=None if s is None else s.ready,
+            problems=[] if s is None else list(s.problems),
+            paper_out=None if s is None else s.paper_out,
+            paused=None if s is None else s.paused,
+            head_open=None if s is None else s.head_open,
+            ribbon_out=None if s is None else s.ribbon_out,
+            formats_in_buffer=None if s is None else s.formats_in_buffer,
+            labels_remaining=None if s is None else s.labels_remaining,
+            label_count=self.label_count,
+            status_at=None if self.status_us is None else rfc3339(self.status_us),
+            queue=PrintQueue(pending=len(self.jobs) - held, held=held),
+            jobs={state.value: n for state, n in count_jobs(self.con, c.name).items()},
+            malformed=self.link.client.malformed if self.link is not None else 0,
+        )
+
+    @handles(TestPrinter, deferred=True)
+    def _test(self, _: TestPrinter, reply: Reply) -> None:
+        self._submit(_test_op(reply))  # connects now if it must, whatever the backoff says
+        self._tests.append(reply)
+
+    @handles(_Tested)
+    def _on_tested(self, msg: _Tested) -> None:
+        if not any(reply is msg.reply for reply in self._tests):
+            return
+        self._tests = [reply for reply in self._tests if reply is not msg.reply]
+        if msg.status is not None:
+            self._answered(msg.status, msg.count)
+        else:
+            self._offline(msg.error or "no answer")
+        s = msg.status
+        msg.reply(PrinterTest(
+            ok=s is not None, connected=self.linked, ready=None if s is None else s.ready,
+            problems=[] if s is None else list(s.problems), error=msg.error,
+            latency_ms=msg.latency_ms), None)
+
+    @handles(ListPrintJobs)
+    def _jobs(self, msg: ListPrintJobs) -> list[PrintJob]:
+        return list_jobs(self.con, self.config.name, state=msg.state, before_id=msg.before_id,
+                         limit=msg.limit)
+
+    @handles(ListTemplates)
+    def _list_templates(self, _: ListTemplates) -> list[TemplateView]:
+        stored = {t.name for t in list_templates(self.con, self.config.name)}
+        return [self._view(name) for name in sorted({*stored, DEFAULT_TEMPLATE})]
+
+    @handles(GetTemplate)
+    def _get_template(self, msg: GetTemplate) -> TemplateView:
+        return self._view(msg.name)
+
+    @handles(PutTemplate)
+    def _put_template(self, msg: PutTemplate) -> tuple[TemplateView, bool]:
+        if not re.fullmatch(TEMPLATE_NAME_PATTERN, msg.name):
+            raise InvalidTemplate(f"invalid template name {msg.name!r}: 1 to 64 letters, digits, "
+                                  "'_', '.' or '-'")
+        check_template(msg.body)
+        now = self.clock.now_us()
+        if msg.create:
+            try:
+                insert_template(self.con, self.config.name, msg.name, msg.body, by=msg.by,
+                                now_us=now)
+            except DuplicateError:
+                raise TemplateExists(f"printer {self.config.name} has a template named "
+                                     f"{msg.name!r} already") from None
+            created = True
+        else:
+            _, created = save_template(self.con, self.config.name, msg.name, msg.body,
+                                       by=msg.by, now_us=now)
+        return self._view(msg.name), created
+
+    @handles(DeleteTemplate)
+    def _delete_template(self, msg: DeleteTemplate) -> bool:
+        if not delete_template(self.con, self.config.name, msg.name):
+            raise TemplateNotFound(f"printer {self.config.name} has no stored template named "
+                                   f"{msg.name!r}")
+        return True
+
+    def _template(self, name: str) -> tuple[StoredTemplate | None, LabelTemplate, int]:
+        """(the stored row, None for the built-in default), the compiled template, its labels."""
+        stored = get_template(self.con, self.config.name, name)
+        if stored is not None:
+            body = stored.body
+        elif name == DEFAULT_TEMPLATE:
+            body = BUILTIN_TEMPLATE
+        else:
+            raise TemplateNotFound(f"printer {self.config.name} has no template named {name!r}")
+        cached = self._templates.get(name)
+        if cached is None or cached[0] != body:
+            cached = (body, *check_template(body))
+            self._templates[name] = cached
+        return stored, cached[1], cached[2]
+
+    def _view(self, name: str) -> TemplateView:
+        stored, template, labels = self._template(name)
+        return TemplateView(
+            name=name, body=BUILTIN_TEMPLATE if stored is None else stored.body,
+            placeholders=sorted(template.placeholders), labels=labels, builtin=stored is None,
+            updated_at=None if stored is None else rfc3339(stored.updated_us),
+            updated_by=None if stored is None else stored.updated_by)
+
+    # --- the link and the status poll -----------------------------------------------------
+
+    def _submit_connect(self) -> None:
+        if not self._connecting:
+            self._connecting = True
+            self._submit(_connect_op)
+
+    def _submit_poll(self) -> None:
+        if not self._polling:
+            self._polling = True
+            self._submit(_poll_op)
+
+    @handles(_Tick)
+    def _on_tick(self, _: _Tick) -> None:
+        self._timer = None
+        self._schedule()
+        if self.linked:
+            self._submit_poll()
+        elif self.clock.monotonic() >= self._retry_at:
+            self._submit_connect()
+
+    @handles(_Connected)
+    def _on_connected(self, msg: _Connected) -> None:
+        self._connecting = False
+        if msg.error is None:
+            self._online()
+            self._submit_poll()
+            return
+        self._failures += 1
+        poll_s = self.config.status_poll_ms / 1000
+        self._retry_at = self.clock.monotonic() + max(
+            poll_s, min(_MAX_RECONNECT_S, poll_s * 2 ** (self._failures - 1)))
+        self._offline(msg.error)
+
+    @handles(_Polled)
+    def _on_polled(self, msg: _Polled) -> None:
+        self._polling = False
+        if msg.status is None:
+            self._offline(msg.error or "no answer")
+        else:
+            self._answered(msg.status, msg.count)
+
+    @handles(_LinkBroken)
+    def _on_link_broken(self, msg: _LinkBroken) -> None:
+        raise RuntimeError(f"{self.config.name}: printer link failed: {msg.error}")
+
+    def _online(self) -> None:
+        if self.linked:
+            return
+        self.linked, self.offline, self._failures = True, None, 0
+        self.set_health(HealthState.UP)
+        self._publish_status()
+
+    def _offline(self, reason: str) -> None:
+        """The printer cannot be reached: keep the reason, hold every unfinished job."""
+        self.linked, self.offline = False, reason
+        self.set_health(HealthState.DOWN, reason)
+        self._hold_waiting(f"printer offline: {reason}", sent_too=True)
+        self._publish_status()
+
+    def _answered(self, status: PrinterStatus, count: int | None) -> None:
+        """A status and label counter came back: the printer is there; resume what can go."""
+        self._online()
+        self.label_count = count
+        self._seen(status)
+        if status.ready:
+            self._release_held()
+        self._pump()
+
+    def _seen(self, status: PrinterStatus) -> None:
+        self.status, self.status_us = status, self.clock.now_us()
+        if status.problems:
+            # A warning, not DOWN: the printer answers, and jobs wait for it.
+            self.set_health(HealthState.UP, f"printer reports: {', '.join(status.problems)}")
+        self._publish_status()
+
+    # --- printing -------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Give the head job its next step, unless one is under way."""
+        if self._stepping or not self.jobs:
+            return
+        if not self.linked:
+            if self.offline is not None:
+                self._hold_waiting(f"printer offline: {self.offline}", sent_too=True)
+            return
+        head = next(iter(self.jobs.values()))
+        self._stepping = True
+        self._submit(_prepare_op(head.id) if head.counter_before is None else _print_op(head))
+
+    @handles(_Prepared)
+    def _on_prepared(self, msg: _Prepared) -> None:
+        self._stepping = False
+        status = msg.status
+        if status is None:
+            self._offline(msg.error or "no answer")
+            return
+        self._seen(status)
+        if not status.ready:
+            reason = ", ".join(status.problems)
+            self._set(msg.job_id, state=JobState.HELD, reason=reason)
+            self._hold_waiting(reason)
+        elif msg.count is None:
+            self._set(msg.job_id, reason=f"waiting: the printer still holds "
+                                         f"{status.labels_remaining} label(s)")
+        else:
+            self._release_held()
+            job = self._set(msg.job_id, counter_before=msg.count)  # stored before it is sent
+            self._stepping = True
+            self._submit(_print_op(job))
+
+    @handles(_Printed)
+    def _on_printed(self, msg: _Printed) -> None:
+        self._stepping = False
+        if self._settle(msg):
+            del self.jobs[msg.job_id]
+            self._sent_at.pop(msg.job_id, None)
+            self._late.discard(msg.job_id)
+            self._pump()
+
+    def _settle(self, msg: _Printed) -> bool:
+        """Record what a print attempt found; True once the job is finished."""
+        head, exc = msg.job_id, msg.error
+        if isinstance(exc, PrinterNotReady):  # nothing of the job is in the printer
+            self._seen(exc.status)
+            self._set(head, state=JobState.HELD, reason=", ".join(exc.conditions))
+            self._hold_waiting(", ".join(exc.conditions))
+            return False
+        if isinstance(exc, JobInterrupted):
+            self._offline(str(exc))
+            # Kept with its counter_before: after the reconnect the counter tells whether it
+            # came out.
+            self._set(head, state=JobState.HELD, reason=f"link lost during the job: {exc}",
+                      attempts=self.jobs[head].attempts + int(exc.sent))
+            return False
+        if isinstance(exc, PartiallyPrinted):
+            self.log.warning("%s: job %d partly printed: %s", self.config.name, head, exc)
+            self._set(head, state=JobState.PARTIAL, reason=str(exc))
+            return True
+        if isinstance(exc, ValueError):  # a stored job the client refuses: it never will print
+            self._set(head, state=JobState.FAILED, reason=str(exc))
+            return True
+        if exc is not None or msg.result is None:
+            self._offline(str(exc))
+            return False
+        result = msg.result
+        self.label_count = result.counter_after
+        self._seen(result.status)
+        job = self.jobs[head]
+        attempts = job.attempts + int(result.sent)
+        if result.confirmed:
+            self._set(head, state=JobState.DONE, reason=None, counter_after=result.counter_after,
+                      attempts=attempts)
+            return True
+        if result.sent or job.state is JobState.SENT:
+            self._sent_at.setdefault(head, self.clock.monotonic())
+            self._set(head, state=JobState.SENT, reason=self._sent_reason(job, result.status),
+                      attempts=attempts)
+        else:
+            self._set(head, reason=f"waiting: the printer holds {result.status.labels_remaining} "
+                                  "label(s) not yet printed", attempts=attempts)
+        return False
+
+    def _sent_reason(self, job: PrintJob, status: PrinterStatus) -> str | None:
+        waited = self.clock.monotonic() - self._sent_at[job.id]
+        if waited * 1000 < self.config.confirm_timeout_ms:
+            return ", ".join(status.problems) or None
+        why = ", ".join(status.problems) or f"{status.labels_remaining} label(s) still to print"
+        if job.id not in self._late:
+            self._late.add(job.id)
+            self.log.warning("%s: job %d not confirmed after %d ms (%s)", self.config.name,
+                             job.id, self.config.confirm_timeout_ms, why)
+            self.set_health(HealthState.UP, f"job {job.id} late: {why}")
+        return f"not confirmed within {self.config.confirm_timeout_ms} ms: {why}"
+
+    def _hold_waiting(self, reason: str, *, sent_too: bool = False) -> None:
+        """Every job not yet in the printer (`sent_too`: every unfinished job) is held."""
+        states = {JobState.QUEUED, JobState.HELD} | ({JobState.SENT} if sent_too else set())
+        for job in list(self.jobs.values()):
+            if job.state in states:
+                self._set(job.id, state=JobState.HELD, reason=reason)
+
+    def _release_held(self) -> None:
+        """The printer is ready: held jobs wait for their turn again."""
+        for job in list(self.jobs.values()):
+            if job.state is JobState.HELD:
+                self._set(job.id, state=JobState.QUEUED, reason=None)
+
+    def _set(self, job_id: int, **changes: Any) -> PrintJob:
+        """Store a change of an unfinished job (the row first); publish it if it shows."""
+        current = self.jobs[job_id]
+        if all(getattr(current, k) == v for k, v in changes.items()):
+            return current
+        new = update_job(self.con, current, now_us=self.clock.now_us(), **changes)
+        self.jobs[job_id] = new
+        if (new.state, new.reason) != (current.state, current.reason):
+            self._publish_job(new)
+        return new
+
+    # --- publishing -----------------------------------------------------------------------
+
+    def _publish_job(self, job: PrintJob) -> None:
+        self.publish(f"{self.topic}.job", {
+            "printer": self.config.name, "job": job.id, "state": job.state.value,
+            "reason": job.reason, "template": job.template, "code": job.code,
+            "labels": job.labels, "attempts": job.attempts}, durable=True)
+
+    def _publish_status(self) -> None:
+        s = self.status
+        shown = (self.linked, self.offline, None if s is None else s.problems)
+        if shown == self._published:
+            return
+        self._published = shown
+        self.publish(f"{self.topic}.status", {
+            "printer": self.config.name, "connected": self.linked, "error": self.offline,
+            "ready": None if s is None else s.ready,
+            "problems": [] if s is None else list(s.problems)})
+
+
+def _tcp_client(config: PrinterConfig) -> ZplPrinterClient:
+    return ZplPrinterClient(config.host, config.port, config.timeout_ms / 1000, name=config.name)
