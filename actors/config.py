@@ -177,7 +177,7 @@ class ConfigActor(DatabaseActor):
                     section=section, started=result.started, stopped=result.stopped,
                     kept=result.kept, unverified=notes), error)
 
-            specs = tuple(section_specs(new, section))
+            specs = tuple(section_specs(new, section, self.database))
             try:
                 ref = self.runtime.directory.get(supervisor)
                 # Answered by the supervisor's callback: this actor never waits on another.

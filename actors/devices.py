@@ -20,9 +20,8 @@ SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "scanners": ("devices", "scanne
 
 
 def section_specs(config: StationConfig, section: str,
-                  database: duckdb.DuckDBPyConnection | None = None) -> list[ChildSpec]:
-    """The children of one section; printers keep their jobs in `database` (None: the store
-    actor's, found when they start)."""
+                  database: duckdb.DuckDBPyConnection) -> list[ChildSpec]:
+    """The children of one section; printers keep their jobs in the station `database`."""
     if section == "plcs":
         # The key is the PLC's whole config: an edit restarts that PLC and no other.
         return [ChildSpec.of(PlcActor, f"plc:{plc.name}", plc, key=plc)
@@ -44,7 +43,7 @@ def section_specs(config: StationConfig, section: str,
 
 
 def device_specs(config: StationConfig,
-                 database: duckdb.DuckDBPyConnection | None = None) -> list[ChildSpec]:
+                 database: duckdb.DuckDBPyConnection) -> list[ChildSpec]:
     """The children of the devices supervisor."""
     return [spec for section, (supervisor, _) in SECTION_CHILDREN.items()
             if supervisor == "devices" for spec in section_specs(config, section, database)]

@@ -234,18 +234,6 @@ def check_template(body: str) -> tuple[LabelTemplate, int]:
     return template, labels
 
 
-def _station_database(runtime: Runtime) -> duckdb.DuckDBPyConnection:
-    # Stopgap: device specs are built (at boot and by the config actor) without the database,
-    # so a printer started from them borrows the store actor's connection to open its own
-    # cursor. Passing the database to actors.devices.section_specs removes the need for this.
-    ref = runtime.directory.get("store")
-    actor = ref._actor_weakref()
-    database: duckdb.DuckDBPyConnection | None = getattr(actor, "database", None)
-    if database is None:
-        raise ActorUnavailable("no station database to store print jobs in")
-    return database
-
-
 # ---- the link: the printer's blocking requests, on a thread of its own --------------------------
 
 
@@ -421,11 +409,9 @@ class PrinterActor(DatabaseActor):
     """One label printer: its queue of stored jobs, its ~HS poll and its link."""
 
     def __init__(self, runtime: Runtime, name: str, config: PrinterConfig,
-                 database: duckdb.DuckDBPyConnection | None = None, *,
+                 database: duckdb.DuckDBPyConnection, *,
                  client_factory: Callable[[PrinterConfig], ZplPrinterClient] | None = None,
                  **kw: Any) -> None:
-        if database is None:
-            database = _station_database(runtime)
         super().__init__(runtime, name, database, **kw)
         self.config = config
         self.topic = f"device.printer.{config.name}"

@@ -154,7 +154,7 @@ async def add_note(data: Note) -> object:
     return json_response(_entry(stored), status=201)
 
 
-@blueprint.get("/<int:event_id>")
+@blueprint.get("/<int(max=9223372036854775807):event_id>")
 @tag(["events"])
 @requires(Role.OPERATOR)
 @document_response(EventEntry)
@@ -165,7 +165,7 @@ async def get_event(event_id: int) -> object:
     return json_response(_entry(stored))
 
 
-@blueprint.post("/<int:event_id>/ack")
+@blueprint.post("/<int(max=9223372036854775807):event_id>/ack")
 @tag(["events"])
 @requires(Role.OPERATOR, write=True)
 @document_response(EventEntry)

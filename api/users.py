@@ -88,7 +88,7 @@ async def create_key(data: NewApiKey) -> object:
     return json_response(created, 201)
 
 
-@blueprint.delete("/api-keys/<int:key_id>")
+@blueprint.delete("/api-keys/<int(max=9223372036854775807):key_id>")
 @tag(["users"])
 @requires(Role.ADMIN, write=True)
 async def revoke_key(key_id: int) -> object:

@@ -143,7 +143,7 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
         failed.set()
 
     devices = ChildSpec.of(
-        Supervisor, "devices", device_specs(config),
+        Supervisor, "devices", device_specs(config, database),
         strategy=Strategy.ONE_FOR_ONE,
         intensity=RestartIntensity(sup.max_restarts, sup.within_s),
         backoff=Backoff(sup.backoff_min_s, sup.backoff_max_s, sup.backoff_jitter, sup.stable_s),

@@ -183,7 +183,9 @@ class _Checker:
             for i, item in enumerate(raw)
         ]
         for rule in _ARRAY_RULES.get(cls, ()):
-            usable = [(k, item) for k, item, invalid in items if not rule.fields & invalid]
+            # An item that is not a table at all (reported already) has nothing to check.
+            usable = [(k, item) for k, item, invalid in items
+                      if invalid is not _NOT_A_TABLE and not rule.fields & invalid]
             self.problems.extend(rule.check(usable))
         if any(invalid for _, _, invalid in items):
             return _INVALID

@@ -107,3 +107,23 @@ async def test_root_serves_the_live_view(client: Any) -> None:
     assert r.content_type.startswith("text/html")
     page = (await r.get_data()).decode()
     assert "/api/v1/auth/login" in page and "/ws?token=" in page
+
+
+async def test_ids_beyond_64_bits_are_not_found_not_errors(client: Any, station: Station) -> None:
+    auth = bearer(await login(client, "admin", station.admin_password or ""))
+    huge = 2**80
+    for method, path in (("GET", f"/api/v1/events/{huge}"),
+                         ("POST", f"/api/v1/events/{huge}/ack"),
+                         ("DELETE", f"/api/v1/api-keys/{huge}")):
+        response = await client.open(path, method=method, headers=auth)
+        assert response.status_code == 404, (method, path)
+        await problem(response, 404)
+
+
+async def test_a_list_item_that_is_not_a_table_is_a_field_error(
+        client: Any, station: Station) -> None:
+    auth = bearer(await login(client, "admin", station.admin_password or ""))
+    for path in ("/api/v1/scanners", "/api/v1/plcs", "/api/v1/printers"):
+        response = await client.put(path, headers=auth, json=["x", 3])
+        doc = await problem(response, 422)
+        assert [e["field"] for e in doc["errors"]] == ["[0]", "[1]"], path
