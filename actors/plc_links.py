@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
 from controller.config import BindingMode, Direction, PlcConfig, TagBinding, ValueType
-from drivers.errors import DriverError, ExceptionResponse, FrameError
+from drivers.errors import ExceptionResponse, FrameError
 from drivers.modbus.codec import (
     EncodeError,
     ReadBlock,
@@ -206,16 +206,3 @@ def _spec(b: TagBinding) -> RegisterSpec:
     return make_spec(b.kind.value, b.address, b.type.value, count=b.count,
                      word_order=b.word_order.value, byte_order=b.byte_order.value, scale=b.scale)
 
-
-def describe_error(exc: BaseException) -> str:
-    """A driver error as one line for health and problem details."""
-    if isinstance(exc, DriverError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def plain(value: Any) -> Value:
-    """Numpy scalars and the like as plain Python values for the bus."""
-    if isinstance(value, bool | int | float | str):
-        return value
-    return value.item() if hasattr(value, "item") else str(value)

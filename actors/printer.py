@@ -46,8 +46,9 @@ from drivers.zpl.client import (
     PrintResult,
     ZplPrinterClient,
 )
-from drivers.zpl.codec import LabelTemplate, count_labels
+from drivers.zpl.codec import count_labels
 from drivers.zpl.status import PrinterStatus
+from drivers.zpl.template import LabelTemplate
 from state.errors import DuplicateError
 from state.printing import (
     JobState,

@@ -321,27 +321,24 @@ def _gpio_point(where: str, point: GpioPoint, station: StationConfig,
 
 @table_rule(StationConfig, "server", "gateways", "sim")
 def _ports_distinct(key: str, station: StationConfig) -> Problems:
-    used: dict[tuple[str, int], str] = {}
-    candidates: list[tuple[str, str, int, bool]] = [
-        ("server.port", station.server.host, station.server.port, True),
-        ("gateways.modbus.port", station.gateways.modbus.host, station.gateways.modbus.port,
-         station.gateways.modbus.enabled),
-        ("gateways.opcua.port", station.gateways.opcua.host, station.gateways.opcua.port,
-         station.gateways.opcua.enabled),
+    used: dict[int, str] = {}
+    candidates: list[tuple[str, int, bool]] = [
+        ("server.port", station.server.port, True),
+        ("gateways.modbus.port", station.gateways.modbus.port, station.gateways.modbus.enabled),
+        ("gateways.opcua.port", station.gateways.opcua.port, station.gateways.opcua.enabled),
     ]
     if station.sim is not None:
         candidates += [
-            ("sim.modbus_plc_port", "127.0.0.1", station.sim.modbus_plc_port,
-             station.sim.modbus_plc),
-            ("sim.opcua_plc_port", "127.0.0.1", station.sim.opcua_plc_port, station.sim.opcua_plc),
+            ("sim.modbus_plc_port", station.sim.modbus_plc_port, station.sim.modbus_plc),
+            ("sim.opcua_plc_port", station.sim.opcua_plc_port, station.sim.opcua_plc),
         ]
-    for where, _host, port, active in candidates:
+    for where, port, active in candidates:
         if not active:
             continue
         # Hosts are not compared: 0.0.0.0 and 127.0.0.1 collide on the same port.
-        if (first := used.get(("", port))) is not None:
+        if (first := used.get(port)) is not None:
             yield where, f"port {port} is already used by {first}"
         else:
-            used[("", port)] = where
+            used[port] = where
 
 

@@ -12,31 +12,21 @@ names are re-exported here too.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 
-from drivers.zpl.gs1 import GS, gs1_datamatrix, gs1_element_string, gs1_field_data
-
-if TYPE_CHECKING:
-    from drivers.zpl.template import LabelTemplate
-
 __all__ = [
-    "GS",
     "MAX_FIELD_BYTES",
     "Command",
     "Field",
     "FormatReader",
     "LabelFormat",
-    "LabelTemplate",
     "SgdCommand",
     "Token",
     "ZplTokenizer",
     "count_labels",
     "decode_field_data",
-    "gs1_datamatrix",
-    "gs1_element_string",
-    "gs1_field_data",
     "read_formats",
     "tokenize",
 ]
@@ -471,12 +461,3 @@ def _int_arg(command: Command, index: int, default: int) -> int:
     text = args[index].strip() if index < len(args) else ""
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else default
 
-
-def __getattr__(name: str) -> object:
-    # drivers.zpl.template builds on this module, so LabelTemplate is re-exported on first
-    # use: importing it at load time would be an import cycle.
-    if name == "LabelTemplate":
-        from drivers.zpl.template import LabelTemplate
-
-        return LabelTemplate
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
