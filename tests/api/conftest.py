@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from api.app import create_app
 from controller.boot import Station, start_station
@@ -93,3 +94,16 @@ async def login(client: Any, username: str, password: str) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def admin(client: Any, station: Station) -> dict[str, str]:
+    """Authorization headers of the station's first admin."""
+    return bearer(await login(client, "admin", station.admin_password or ""))
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    """Await check() until it returns something truthy (the station runs on real time)."""
+    with trio.fail_after(timeout):
+        while not (result := await check()):
+            await trio.sleep(0.02)
+    return result

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-import trio
 
 from controller.boot import Station
 from state.settings import save_override
-from tests.api.conftest import bearer, login
+from tests.api.conftest import admin
 from tests.system.procs import free_port
-
-
-async def admin(client: Any, station: Station) -> dict[str, str]:
-    return bearer(await login(client, "admin", station.admin_password or ""))
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    with trio.fail_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.02)
-    return result
 
 
 async def get(client: Any, auth: dict[str, str], path: str) -> Any:

@@ -6,25 +6,13 @@ import csv
 import io
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from controller.boot import Station
 from sim.modbus_plc import ModbusPlcSimulator
-from tests.api.conftest import bearer, login
-
-
-async def admin(client: Any, station: Station) -> dict[str, str]:
-    return bearer(await login(client, "admin", station.admin_password or ""))
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    with trio.fail_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.02)
-    return result
+from tests.api.conftest import admin, eventually
 
 
 async def page(client: Any, auth: dict[str, str], query: str = "") -> dict[str, Any]:

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import trio
 
 from controller.boot import Station, start_station
 from controller.config import parse_config
 from drivers.modbus.codec import make_spec
 from sim.modbus_plc import ModbusPlcSimulator
 from sim.opcua_plc import OpcuaPlcSimulator
-from tests.api.conftest import STATION, bearer, login
-
-
-async def admin(client: Any, station: Station) -> dict[str, str]:
-    return bearer(await login(client, "admin", station.admin_password or ""))
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    with trio.fail_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.02)
-    return result
+from tests.api.conftest import STATION, admin, eventually
 
 
 def line2(port: int) -> dict[str, Any]:

@@ -3,16 +3,15 @@ end to end against the ZPL printer simulator."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import trio
 
 from controller.boot import Station
 from drivers.zpl.gs1 import gs1_element_string
 from sim.zpl_printer import ZplPrinterSimulator
-from tests.api.conftest import bearer, login
+from tests.api.conftest import admin, eventually
 
 CODE = "(01)09506000134352(10)LOT-7(21)SN0001"
 PART = """^XA
@@ -22,15 +21,6 @@ PART = """^XA
 """
 
 
-async def admin(client: Any, station: Station) -> dict[str, str]:
-    return bearer(await login(client, "admin", station.admin_password or ""))
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    with trio.fail_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.02)
-    return result
 
 
 @pytest.fixture

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-import trio
 
 from controller.boot import Station
 from sim.scanner import TcpScannerSimulator, demo_codes
-from tests.api.conftest import bearer, login
-
-
-async def admin(client: Any, station: Station) -> dict[str, str]:
-    return bearer(await login(client, "admin", station.admin_password or ""))
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    with trio.fail_after(timeout):
-        while not (result := await check()):
-            await trio.sleep(0.02)
-    return result
+from tests.api.conftest import admin, eventually
 
 
 async def test_scanners_put_status_test_and_trigger(client: Any, station: Station) -> None:
