@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from controller.supervision import Backoff, RestartIntensity
 from drivers.errors import ExceptionResponse
 from sim.opcua_plc import OpcuaPlcSimulator
 from tests.actors.probe import Probe
+from tests.actors.settle import settle
 
 CONFIG = """
 [station]
@@ -73,15 +74,6 @@ def config(sim: OpcuaPlcSimulator, extra: str = "") -> PlcConfig:
     text = CONFIG.format(endpoint=sim.endpoint, ns=f"ns={sim.namespace_index}", extra=extra)
     return parse_config(text, "t.toml").plcs[0]
 
-
-def settle(runtime: Runtime, vclock: VirtualClock, until: Callable[[], bool]) -> None:
-    """Changes arrive over a real socket: advance virtual time in small steps until `until`."""
-    for _ in range(500):
-        assert runtime.wait_idle(5)
-        if until():
-            return
-        vclock.advance(0.01)
-    raise AssertionError("condition not met")
 
 
 def signal_values(runtime: Runtime, ref: Any) -> dict[str, Any]:

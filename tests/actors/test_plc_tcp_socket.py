@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from controller.supervision import Backoff, RestartIntensity
 from drivers.errors import ExceptionResponse
 from sim.line_plc import LinePlcSimulator
 from tests.actors.probe import Probe
+from tests.actors.settle import settle as wait_for
 
 CONFIG = """
 [station]
@@ -67,15 +68,10 @@ def config(port: int) -> PlcConfig:
 
 
 def settle(runtime: Runtime, vclock: VirtualClock, seconds: float = 0.0,
-           until: Any = None) -> None:
-    """Advance virtual time; pushed lines arrive on real sockets, so wait for `until` too."""
-    for _ in range(200):
-        assert runtime.wait_idle(5)
-        if until is None or until():
-            break
-        vclock.advance(0.01)
-    else:
-        raise AssertionError("condition not met")
+           until: Callable[[], bool] | None = None) -> None:
+    """Wait for `until` (pushed lines arrive on real sockets), then advance `seconds`."""
+    if until is not None:
+        wait_for(runtime, vclock, until)
     if seconds:
         vclock.advance(seconds)
         assert runtime.wait_idle(5)

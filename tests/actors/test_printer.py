@@ -4,7 +4,7 @@ restarts, and templates."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from sim.zpl_printer import DropPoint, ZplPrinterSimulator
 from state.connection import open_database
 from state.printing import JobState, PrintJob, unfinished_jobs
 from tests.actors.probe import Probe
+from tests.actors.settle import settle
 
 CODE = "(01)09506000134352(10)LOT-7(21)SN0001"
 LABEL = """^XA
@@ -47,14 +48,6 @@ def config(port: int, **extra: Any) -> PrinterConfig:
     text = f'[station]\nid = "t"\nname = "t"\n[[printers]]\nname = "p1"\nport = {port}\n{lines}'
     return parse_config(text, "t.toml").printers[0]
 
-
-def settle(runtime: Runtime, vclock: VirtualClock, until: Callable[[], bool]) -> None:
-    for _ in range(500):
-        assert runtime.wait_idle(5)
-        if until():
-            return
-        vclock.advance(0.01)
-    raise AssertionError("condition not met")
 
 
 @pytest.fixture

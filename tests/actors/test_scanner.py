@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from controller.config import ScannerConfig, parse_config
 from controller.supervision import Backoff, RestartIntensity
 from sim.scanner import TcpScannerSimulator, demo_codes
 from tests.actors.probe import Probe
+from tests.actors.settle import settle
 
 
 def config(port: int, **extra: str) -> ScannerConfig:
@@ -23,14 +24,6 @@ def config(port: int, **extra: str) -> ScannerConfig:
     text = f'[station]\nid = "t"\nname = "t"\n[[scanners]]\nname = "in"\nport = {port}\n{lines}'
     return parse_config(text, "t.toml").scanners[0]
 
-
-def settle(runtime: Runtime, vclock: VirtualClock, until: Callable[[], bool]) -> None:
-    for _ in range(500):
-        assert runtime.wait_idle(5)
-        if until():
-            return
-        vclock.advance(0.01)
-    raise AssertionError("condition not met")
 
 
 @pytest.fixture
