@@ -156,12 +156,15 @@ class PtyPair:
     def statistics(self) -> PtyPairStatistics:
         """Counters of the relay (including injected bytes)."""
         a, b = self._ends()
-        return PtyPairStatistics(
-            relayed_to_a=a.relayed,
-            relayed_to_b=b.relayed,
-            dropped_to_a=a.dropped,
-            dropped_to_b=b.dropped,
-        )
+        # Under the write locks: a reader can see a byte before the relay has counted it,
+        # and statistics taken right after reading it must include it.
+        with a.write_lock, b.write_lock:
+            return PtyPairStatistics(
+                relayed_to_a=a.relayed,
+                relayed_to_b=b.relayed,
+                dropped_to_a=a.dropped,
+                dropped_to_b=b.dropped,
+            )
 
     def _ends(self) -> tuple[_End, _End]:
         if self._a is None or self._b is None or self._thread is None:
