@@ -11,12 +11,14 @@ from actors.scanner import ScannerActor
 from actors.supervisor import ChildSpec
 from controller.config import StationConfig
 
-__all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs"]
+__all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs",
+           "traceability_spec"]
 
 # Which children a config section makes: (supervisor, child id prefix).
 SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "scanners": ("devices", "scanner:"),
                     "printers": ("devices", "printer:"),
-                    "gpio": ("devices", "gpio"), "gateways": ("root", "gateway:")}
+                    "gpio": ("devices", "gpio"), "traceability": ("root", "traceability"),
+                    "gateways": ("root", "gateway:")}
 
 
 def section_specs(config: StationConfig, section: str,
@@ -37,6 +39,8 @@ def section_specs(config: StationConfig, section: str,
         if not (gpio.buttons or gpio.leds):
             return []
         return [ChildSpec.of(GpioActor, "gpio", gpio, key=gpio)]
+    if section == "traceability":
+        return [traceability_spec(config, database)]
     if section == "gateways":
         return gateway_specs(config)
     raise ValueError(f"section {section!r} makes no devices")
@@ -47,6 +51,15 @@ def device_specs(config: StationConfig,
     """The children of the devices supervisor."""
     return [spec for section, (supervisor, _) in SECTION_CHILDREN.items()
             if supervisor == "devices" for spec in section_specs(config, section, database)]
+
+
+def traceability_spec(config: StationConfig, database: duckdb.DuckDBPyConnection) -> ChildSpec:
+    """The traceability actor, a child of the root supervisor after the devices."""
+    from actors.traceability import TraceActor
+
+    return ChildSpec.of(TraceActor, "traceability", config.traceability, database,
+                        station_id=config.station.id, key=(config.station.id,
+                                                           config.traceability))
 
 
 def gateway_specs(config: StationConfig) -> list[ChildSpec]:

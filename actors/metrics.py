@@ -67,6 +67,16 @@ class Metrics:
             "takt_store_batch_rows", "Rows written per group commit",
             buckets=(1, 10, 100, 1000, 5000, 20000), registry=self.registry,
         )
+        self.trace_group_seconds = Histogram(
+            "takt_trace_group_seconds",
+            "Traceability: judging one group of scans (validation, store, commit)",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.trace_group_scans = Histogram(
+            "takt_trace_group_scans", "Traceability: scans judged per group",
+            buckets=(1, 2, 5, 10, 50, 256), registry=self.registry,
+        )
         self.http_request_seconds = Histogram(
             "takt_http_request_seconds", "HTTP request latency",
             labelnames=["method", "route", "status"],

@@ -32,8 +32,7 @@ from actors.database import DatabaseActor
 from actors.health import HealthState
 from actors.runtime import ActorUnavailable, Reply, Runtime, tell
 from controller.printer_config import (
-    BUILTIN_TEMPLATE,
-    DEFAULT_TEMPLATE,
+    BUILTIN_TEMPLATES,
     TEMPLATE_NAME_PATTERN,
     PrinterConfig,
 )
@@ -109,6 +108,9 @@ class PrintLabel(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     fields: dict[str, str] = {}
     template: str | None = None  # None: the printer's default_template
     by: str | None = None
+    # Values a template may use (`code` among them); those it does not use are left out. For
+    # callers that print whatever template an engineer configured (traceability labels).
+    offered: dict[str, str] = {}
 
 
 class PrintAccepted(msgspec.Struct, frozen=True, kw_only=True):
@@ -481,9 +483,12 @@ class PrinterActor(DatabaseActor):
     def _print(self, msg: PrintLabel) -> PrintAccepted:
         name = msg.template or self.config.default_template
         template = self._template(name)[1]
-        fields = dict(msg.fields)
-        if CODE_FIELD in fields:
+        if CODE_FIELD in msg.fields:
             raise ValueError(f"give the code as `{CODE_FIELD}`, not among the fields")
+        offered = {k: v for k, v in msg.offered.items() if k in template.placeholders}
+        code = msg.code if msg.code is not None else offered.pop(CODE_FIELD, None)
+        msg = msgspec.structs.replace(msg, code=code)
+        fields = {**offered, **msg.fields}
         if CODE_FIELD in template.placeholders:
             if not msg.code:
                 raise ValueError(f"template {name!r} prints a code: the request needs one")
@@ -492,8 +497,9 @@ class PrinterActor(DatabaseActor):
             raise ValueError(f"template {name!r} has no {{{{{CODE_FIELD}}}}} placeholder for "
                              "the code")
         zpl = template.render(fields)  # ValueError names the field
+        stored = {k: v for k, v in fields.items() if k != CODE_FIELD}
         job = insert_job(self.con, printer=self.config.name, template=name, code=msg.code,
-                         fields=msg.fields, zpl=zpl, labels=count_labels(zpl),
+                         fields=stored, zpl=zpl, labels=count_labels(zpl),
                          requested_by=msg.by, now_us=self.clock.now_us())
         self.jobs[job.id] = job
         self._publish_job(job)
@@ -552,7 +558,7 @@ class PrinterActor(DatabaseActor):
     @handles(ListTemplates)
     def _list_templates(self, _: ListTemplates) -> list[TemplateView]:
         stored = {t.name for t in list_templates(self.con, self.config.name)}
-        return [self._view(name) for name in sorted({*stored, DEFAULT_TEMPLATE})]
+        return [self._view(name) for name in sorted({*stored, *BUILTIN_TEMPLATES})]
 
     @handles(GetTemplate)
     def _get_template(self, msg: GetTemplate) -> TemplateView:
@@ -586,12 +592,12 @@ class PrinterActor(DatabaseActor):
         return True
 
     def _template(self, name: str) -> tuple[StoredTemplate | None, LabelTemplate, int]:
-        """(the stored row, None for the built-in default), the compiled template, its labels."""
+        """(the stored row, None for a built-in one), the compiled template, its labels."""
         stored = get_template(self.con, self.config.name, name)
         if stored is not None:
             body = stored.body
-        elif name == DEFAULT_TEMPLATE:
-            body = BUILTIN_TEMPLATE
+        elif name in BUILTIN_TEMPLATES:
+            body = BUILTIN_TEMPLATES[name]
         else:
             raise TemplateNotFound(f"printer {self.config.name} has no template named {name!r}")
         cached = self._templates.get(name)
@@ -603,7 +609,7 @@ class PrinterActor(DatabaseActor):
     def _view(self, name: str) -> TemplateView:
         stored, template, labels = self._template(name)
         return TemplateView(
-            name=name, body=BUILTIN_TEMPLATE if stored is None else stored.body,
+            name=name, body=BUILTIN_TEMPLATES[name] if stored is None else stored.body,
             placeholders=sorted(template.placeholders), labels=labels, builtin=stored is None,
             updated_at=None if stored is None else rfc3339(stored.updated_us),
             updated_by=None if stored is None else stored.updated_by)

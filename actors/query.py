@@ -14,6 +14,21 @@ import pykka
 from actors.base import handles
 from actors.database import DatabaseActor
 from actors.runtime import ActorUnavailable, Directory
+from actors.trace_messages import (
+    BatchDetail,
+    CodeDetail,
+    CountCodes,
+    GetBatch,
+    GetBufferSummary,
+    GetCode,
+    ListBatches,
+    ListCodes,
+)
+from state._membership import BATCH_COLUMNS, CODE_COLUMNS, batch_row, code_row
+from state.batches import BatchPage, batch_history, get_batch, list_batches
+from state.buffer import BufferSummary, buffer_summary
+from state.codes import CodePage, count_codes, find_code, get_code, list_codes
+from state.errors import NotFound
 from state.events import EventFilter, StoredEvent, get_event, list_events, unacked_ids
 from state.journal import JournalRow, read_journal
 
@@ -63,6 +78,53 @@ class QueryActor(DatabaseActor):
     def _unacked(self, msg: UnackedEvents) -> list[int]:
         return unacked_ids(self.con, msg.filter, up_to_id=msg.up_to_id, limit=msg.limit)
 
+    # ---- codes and batches (written by the traceability actor) ----------------------------
+
+    @handles(ListCodes)
+    def _codes(self, msg: ListCodes) -> CodePage:
+        if msg.code is not None:  # a lookup by value: one row or none
+            row = find_code(self.con, msg.code)
+            return CodePage(items=[row] if row is not None else [], next_cursor=None)
+        return list_codes(self.con, status=msg.status, batch_id=msg.batch_id, line_id=msg.line_id,
+                          source=msg.source, from_us=msg.from_us, to_us=msg.to_us, limit=msg.limit,
+                          cursor=msg.cursor)
+
+    @handles(GetCode)
+    def _code(self, msg: GetCode) -> CodeDetail:
+        row = get_code(self.con, msg.id)
+        if row is None:
+            raise NotFound(f"no code with id {msg.id}")
+        return CodeDetail(code=row, batches=batch_history(self.con, row.code))
+
+    @handles(CountCodes)
+    def _count(self, msg: CountCodes) -> dict[str, int]:
+        counts = count_codes(self.con, line_id=msg.line_id, from_us=msg.from_us, to_us=msg.to_us)
+        return {str(int(status)): n for status, n in counts.items()}
+
+    @handles(ListBatches)
+    def _batches(self, msg: ListBatches) -> BatchPage:
+        return list_batches(self.con, status=msg.status, kind=msg.kind, device_id=msg.device_id,
+                            line_id=msg.line_id, limit=msg.limit, cursor=msg.cursor)
+
+    @handles(GetBatch)
+    def _batch(self, msg: GetBatch) -> BatchDetail:
+        row = get_batch(self.con, msg.id)
+        if row is None:
+            raise NotFound(f"no batch with id {msg.id}")
+        limit = max(1, min(msg.limit, 10_000))
+        codes = self.con.execute(
+            f"SELECT {CODE_COLUMNS} FROM codes WHERE batch_id = ? ORDER BY id LIMIT ?",
+            [row.id, limit + 1]).fetchall()
+        packages = self.con.execute(
+            f"SELECT {BATCH_COLUMNS} FROM batches WHERE parent_id = ? ORDER BY id", [row.id]
+        ).fetchall()
+        return BatchDetail(batch=row, codes=[code_row(c) for c in codes[:limit]],
+                           packages=[batch_row(p) for p in packages], more_codes=len(codes) > limit)
+
+    @handles(GetBufferSummary)
+    def _buffer(self, _: GetBufferSummary) -> list[BufferSummary]:
+        return buffer_summary(self.con)
+
 
 def pick_query_actor(directory: Directory) -> pykka.ActorRef[Any]:
     """The running query actor with the fewest waiting messages."""
@@ -75,3 +137,4 @@ def pick_query_actor(directory: Directory) -> pykka.ActorRef[Any]:
     if not refs:
         raise ActorUnavailable("no query actor is running")
     return min(refs, key=lambda r: r.actor_inbox.qsize())
+

@@ -214,4 +214,4 @@ class ScannerActor(TaktActor):
             self.reads += 1
             self.last = (sample.code, now)
         self.publish(self.topic, {"code": sample.code, "role": self.config.role.value,
-                                  "scanner": self.config.name}, durable=True)
+                                  "scanner": self.config.name})

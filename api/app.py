@@ -23,6 +23,7 @@ from api import (
     printers,
     scanners,
     system,
+    traceability,
     users,
     ws,
 )
@@ -62,8 +63,10 @@ def create_app(runtime: Runtime, station: StationConfig, token_secret: bytes) ->
     )
     for bp in (system.blueprint, auth.blueprint, users.blueprint, plcs.blueprint,
                plcs.bindings_blueprint, scanners.blueprint, printers.blueprint, gpio.blueprint,
-               gateways.blueprint,
-               journal.blueprint, events.blueprint, config.blueprint,
+               gateways.blueprint, traceability.scanner_blueprint,
+               traceability.codes_blueprint, traceability.batches_blueprint,
+               traceability.accounting_blueprint, journal.blueprint, events.blueprint,
+               config.blueprint,
                config.catalog_blueprint, ws.blueprint):
         app.register_blueprint(bp)
     _install_errors(app)

@@ -9,78 +9,20 @@ Run: .venv/bin/python bench/code_store.py [--quick] [--rows N] [--db PATH (kept 
 
 from __future__ import annotations
 
-import base64
-import os
-import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
+from _support.codes import DUPLICATE_SHARE, fill, incoming, normalized, scans, serials
 from _support.common import emit, machine, parse_args
-from biip.checksums import gs1_standard_check_digit
 
-from controller.codes import GS, validate
-from state.codes import NewCode, code_hash, insert_codes, stored_among
+from controller.codes import validate
+from state.codes import NewCode, insert_codes, stored_among
 from state.connection import open_database
 
-GTINS = [f"046000000{n:04d}" for n in range(20)]
-GTINS = [g + str(gs1_standard_check_digit(g)) for g in GTINS]
-FILL_CHUNK = 500_000
-DUPLICATE_SHARE = 0.1
 BUDGET_S = 2.0
-
-
-def _serials(n: int) -> list[str]:
-    """Random 13-character serials (water-like codes, the longest of the 93-tail layouts)."""
-    raw = os.urandom(8 * n)
-    return [base64.b32encode(raw[i : i + 8])[:13].decode() for i in range(0, 8 * n, 8)]
-
-
-def _normalized(serials: list[str]) -> list[str]:
-    return [f"01{GTINS[i % len(GTINS)]}21{s}" for i, s in enumerate(serials)]
-
-
-def _fill(con: duckdb.DuckDBPyConnection, rows: int) -> tuple[float, list[str]]:
-    """Insert rows codes straight through Arrow; return seconds and a sample of stored codes."""
-    started = time.perf_counter()
-    sample: list[str] = []
-    done = 0
-    while done < rows:
-        n = min(FILL_CHUNK, rows - done)
-        codes = _normalized(_serials(n))
-        sample += codes[:: max(1, rows // 20_000)]
-        fill = pa.table(  # noqa: F841 - read by name by the INSERT below
-            {
-                "code": pa.array(codes, pa.string()),
-                "code_hash": pa.array([code_hash(c) for c in codes], pa.int64()),
-                "raw": pa.array([c + GS + "93AbCd" for c in codes], pa.string()),
-                "industry": pa.array(["water"] * n, pa.string()),
-                "created_us": pa.array([1_750_000_000_000_000 + done + k for k in range(n)]),
-            }
-        )
-        con.execute(
-            "INSERT INTO codes (code, code_hash, raw, gtin, serial, industry, created_us, "
-            "updated_us) SELECT code, code_hash, raw, substr(code, 3, 14), substr(code, 19), "
-            "industry, created_us, created_us FROM fill"
-        )
-        done += n
-    con.execute("CHECKPOINT")
-    return time.perf_counter() - started, sample
-
-
-def _incoming(n: int, sample: list[str]) -> list[str]:
-    """n normalized codes, DUPLICATE_SHARE of them already stored."""
-    fresh = _normalized(_serials(n))
-    dups = int(n * DUPLICATE_SHARE)
-    return random.sample(sample, dups) + fresh[dups:]
-
-
-def _scans(codes: list[str]) -> list[str]:
-    """What a scanner sends for these codes: AIM prefix, GS, crypto tail, CR."""
-    return [f"]d2{c}{GS}93AbCd\r" for c in codes]
 
 
 def _median_ms(times: list[float]) -> float:
@@ -88,11 +30,11 @@ def _median_ms(times: list[float]) -> float:
 
 
 def _validate_rate(sample: list[str]) -> float:
-    scans = _scans(_normalized(_serials(20_000)))
+    texts = scans(normalized(serials(20_000)))
     started = time.perf_counter()
-    for text in scans:
+    for text in texts:
         validate(text, "water")
-    return round(len(scans) / (time.perf_counter() - started))
+    return round(len(texts) / (time.perf_counter() - started))
 
 
 def _duplicate_check(
@@ -103,7 +45,7 @@ def _duplicate_check(
         times: list[float] = []
         started = time.perf_counter()
         while len(times) < 5 or (time.perf_counter() - started < BUDGET_S and len(times) < 50):
-            codes = _incoming(size, sample)
+            codes = incoming(size, sample)
             t0 = time.perf_counter()
             found = stored_among(con, codes)
             times.append(time.perf_counter() - t0)
@@ -120,7 +62,7 @@ def _validated_and_stored(
     # The first write after opening loads index pages; keep that out of the figures.
     insert_codes(
         con,
-        [NewCode.from_validation(validate(_scans(_incoming(1, sample))[0], "water"))],
+        [NewCode.from_validation(validate(scans(incoming(1, sample))[0], "water"))],
         now_us=now,
     )
     for size in sizes:
@@ -129,9 +71,9 @@ def _validated_and_stored(
         stored = 0
         started = time.perf_counter()
         while len(storing) < 5 or (time.perf_counter() - started < BUDGET_S and len(storing) < 50):
-            scans = _scans(_incoming(size, sample))
+            texts = scans(incoming(size, sample))
             t0 = time.perf_counter()
-            items = [NewCode.from_validation(validate(s, "water")) for s in scans]
+            items = [NewCode.from_validation(validate(s, "water")) for s in texts]
             t1 = time.perf_counter()
             outcomes = insert_codes(con, items, now_us=now)
             t2 = time.perf_counter()
@@ -173,7 +115,7 @@ def main() -> None:
             ]
             fill_s = 0.0
         else:
-            fill_s, sample = _fill(con, rows)
+            fill_s, sample = fill(con, rows)
             stored = rows
         report = {
             "bench": "code_store",

@@ -1,7 +1,8 @@
 """Boot: open the store, build the supervision tree, start the facade, stop in reverse.
 
     root (rest_for_one): store -> auth -> query:* -> monitor -> config
-                         -> devices (one_for_one: plc:*, gpio) -> gateway:modbus, gateway:opcua
+                         -> devices (one_for_one: plc:*, scanner:*, printer:*, gpio)
+                         -> traceability -> gateway:modbus, gateway:opcua
 
 The simulated devices of a demo station start first, in-process, so the PLC actors
 find them on their first connect.
@@ -31,7 +32,7 @@ from hypercorn.trio import serve
 from actors.auth import AuthActor, EnsureAdmin
 from actors.bus import Bus
 from actors.config import ConfigActor
-from actors.devices import device_specs, gateway_specs
+from actors.devices import device_specs, gateway_specs, traceability_spec
 from actors.monitor import Monitor
 from actors.query import QueryActor
 from actors.quiescence import InFlight
@@ -159,6 +160,7 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
             ChildSpec.of(Monitor, "monitor"),
             ChildSpec.of(ConfigActor, "config", database, base, config, overridden),
             devices,
+            traceability_spec(config, database),
             *gateway_specs(config),
         ],
         strategy=Strategy.REST_FOR_ONE,

@@ -45,6 +45,7 @@ from controller.plc_config import (
 )
 from controller.printer_config import PrinterConfig
 from controller.scanner_config import ScannerConfig
+from controller.trace_config import TraceabilityConfig
 
 __all__ = [
     "IMPLEMENTED_PROTOCOLS",
@@ -77,6 +78,7 @@ __all__ = [
     "StoreConfig",
     "SupervisionConfig",
     "TagBinding",
+    "TraceabilityConfig",
     "ValueType",
     "check_station",
     "embedded_demo_config_path",
@@ -168,6 +170,11 @@ class SimConfig(_Table):
     opcua_plc: bool = False
     opcua_plc_port: Port = 4841
     demo_script: bool = True
+    scanner: bool = False  # a free-running TCP code reader reading demo codes
+    scanner_port: Port = 5023
+    scanner_period_s: Seconds = 2.0  # how often an item passes the reader
+    printer: bool = False  # a ZPL label printer
+    printer_port: Port = 9101
 
 
 class StationConfig(_Table):
@@ -180,6 +187,7 @@ class StationConfig(_Table):
     printers: tuple[PrinterConfig, ...] = ()
     gateways: GatewaysConfig = GatewaysConfig()
     gpio: GpioConfig = GpioConfig()
+    traceability: TraceabilityConfig = TraceabilityConfig()
     # Absent means no simulators: a real station must not open a fake PLC by default.
     sim: SimConfig | None = None
 
@@ -319,6 +327,32 @@ def _gpio_point(where: str, point: GpioPoint, station: StationConfig,
         )
 
 
+@table_rule(StationConfig, "plcs", "printers", "traceability")
+def _traceability_devices(key: str, station: StationConfig) -> Problems:
+    trace = station.traceability
+    if trace.eject is not None:
+        where = "traceability.eject"
+        plc = station.plc(trace.eject.plc)
+        if plc is None or not plc.enabled:
+            state = "no PLC" if plc is None else "a disabled PLC"
+            yield join_key(where, "plc"), f"{state} named {trace.eject.plc!r}"
+        else:
+            tag = plc.binding(trace.eject.signal)
+            if tag is None or tag.type is not ValueType.BOOL or tag.direction is not Direction.OUT:
+                yield (join_key(where, "signal"),
+                       f"{plc.name}.{trace.eject.signal} must be a bool signal with direction "
+                       "'out'")
+    printers = {p.name: p for p in station.printers}
+    for kind in ("batch", "package", "box"):
+        rule = trace.labels.for_kind(kind)
+        if rule is None:
+            continue
+        printer = printers.get(rule.printer)
+        if printer is None or not printer.enabled:
+            state = "no printer" if printer is None else "a disabled printer"
+            yield f"traceability.labels.{kind}.printer", f"{state} named {rule.printer!r}"
+
+
 @table_rule(StationConfig, "server", "gateways", "sim")
 def _ports_distinct(key: str, station: StationConfig) -> Problems:
     used: dict[int, str] = {}
@@ -331,6 +365,8 @@ def _ports_distinct(key: str, station: StationConfig) -> Problems:
         candidates += [
             ("sim.modbus_plc_port", station.sim.modbus_plc_port, station.sim.modbus_plc),
             ("sim.opcua_plc_port", station.sim.opcua_plc_port, station.sim.opcua_plc),
+            ("sim.scanner_port", station.sim.scanner_port, station.sim.scanner),
+            ("sim.printer_port", station.sim.printer_port, station.sim.printer),
         ]
     for where, port, active in candidates:
         if not active:

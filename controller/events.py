@@ -31,6 +31,8 @@ class Category(StrEnum):
     AUDIT = "audit"  # commands from the API, HMI and operators
     CONFIG = "config"  # run-time config changes
     NOTE = "note"  # written by an operator
+    PRINTER = "printer"  # print jobs held, failed or done
+    TRACEABILITY = "traceability"  # refused scans, ejections, completed batches
 
 
 class Classified(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +65,8 @@ def classify(topic: str, source: str | None, data: Any) -> Classified | None:
                                   "configuration")
     if root == "device":
         return _device(rest, d)
+    if root == "trace":
+        return _trace(rest, d)
     return None
 
 
@@ -92,10 +96,53 @@ def _device(rest: str, d: Mapping[str, Any]) -> Classified | None:
         return Classified(severity=Severity.WARNING, category=Category.PLC,
                           message=f"{name}: {d.get('missed', '?')} pulse(s) of "
                                   f"{d.get('signal', '?')} shorter than the poll interval")
+    if kind == "printer" and what == "job":
+        return _print_job(name, d)
     if kind == "plc" and what == "signal":
         return Classified(severity=Severity.INFO, category=Category.SIGNAL,
                           message=f"{name}.{d.get('signal', '?')} = {d.get('value')!r}")
     return None
+
+
+# Queued and sent are steps on the way; an entry for each would bury the ones that matter.
+_JOB_SEVERITY = {"held": Severity.WARNING, "partial": Severity.ERROR, "failed": Severity.ERROR,
+                 "done": Severity.INFO}
+
+
+def _print_job(printer: str, d: Mapping[str, Any]) -> Classified | None:
+    state = str(d.get("state", "?"))
+    severity = _JOB_SEVERITY.get(state)
+    if severity is None:
+        return None
+    code = f" ({d['code']})" if d.get("code") else ""
+    reason = f": {d['reason']}" if d.get("reason") else ""
+    return Classified(severity=severity, category=Category.PRINTER,
+                      message=f"{printer}: job {d.get('job', '?')}{code} {state}{reason}")
+
+
+def _trace(rest: str, d: Mapping[str, Any]) -> Classified | None:
+    what, _, source = rest.partition(".")
+    if what == "scan" and d.get("alarm"):
+        return Classified(severity=Severity.ERROR, category=Category.TRACEABILITY,
+                          message=f"{source}: {d.get('reason', '?')} ({_code_of(d)})")
+    if what == "scan" and not d.get("accepted", True):
+        eject = ", ejected" if d.get("eject") else ""
+        return Classified(severity=Severity.WARNING, category=Category.TRACEABILITY,
+                          message=f"{source}: refused {_code_of(d)}: {d.get('reason', '?')}"
+                                  f"{eject}")
+    if what == "batch":
+        state = d.get("status", "?")
+        return Classified(severity=Severity.INFO, category=Category.TRACEABILITY,
+                          message=f"{d.get('kind', 'batch')} {d.get('identifier', '?')} {state} "
+                                  f"({d.get('count', '?')} items)")
+    if what == "label" and d.get("error"):
+        return Classified(severity=Severity.ERROR, category=Category.TRACEABILITY,
+                          message=f"no label for {d.get('identifier', '?')}: {d['error']}")
+    return None
+
+
+def _code_of(d: Mapping[str, Any]) -> str:
+    return str(d.get("code") or d.get("raw") or "no code")
 
 
 def _command_text(source: str, d: Mapping[str, Any]) -> str:

@@ -18,7 +18,9 @@ from controller.config_check import Problems, array_rule, duplicate_names, table
 from controller.config_lines import join_key
 
 __all__ = [
+    "BATCH_TEMPLATE",
     "BUILTIN_TEMPLATE",
+    "BUILTIN_TEMPLATES",
     "DEFAULT_TEMPLATE",
     "MAX_PRINTERS",
     "TEMPLATE_NAME_PATTERN",
@@ -37,6 +39,22 @@ BUILTIN_TEMPLATE = (
 )
 """What `default` prints until a template of that name is stored: the code as a GS1
 DataMatrix."""
+
+BATCH_TEMPLATE = "batch"
+BUILTIN_TEMPLATES = {
+    DEFAULT_TEMPLATE: BUILTIN_TEMPLATE,
+    # A package, box or batch label (traceability): what it is, how full, and its identifier
+    # as Code 128, the barcode a BOX scanner or the next station reads back.
+    BATCH_TEMPLATE: (
+        "^XA\n"
+        "^CF0,36\n"
+        "^FO30,30^FD{{kind}} {{identifier}}^FS\n"
+        "^FO30,80^FD{{count}} items {{gtin}}^FS\n"
+        "^FO30,130^BY2^BCN,100,Y,N,N^FD{{identifier}}^FS\n"
+        "^XZ\n"
+    ),
+}
+"""Templates every printer has until one of the same name is stored."""
 
 
 class PrinterModel(StrEnum):

@@ -16,6 +16,8 @@ TOPIC_ROOTS: dict[str, str] = {
     "inspection": "inspection results, e.g. inspection.demo.result",
     "coaching": "coaching state of a station, e.g. coaching.demo.state",
     "config": "station config changes made at run time, e.g. config.changed",
+    "trace": "traceability facts after their commit: judged scans, batch changes, labels, "
+             "e.g. trace.scan.line_in",
     "event": "operator journal entries as committed, e.g. event.warning.plc (/ws type event)",
 }
 

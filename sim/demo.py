@@ -1,14 +1,21 @@
-"""The demo station's simulated devices: a Modbus PLC and an OPC-UA PLC with live signals."""
+"""The demo station's simulated devices: a Modbus PLC and an OPC-UA PLC with live signals, a
+code reader on a line that now and then reads a repeated or damaged code, and a label printer."""
 
 from __future__ import annotations
 
+import itertools
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from controller.config import Direction, PlcConfig, Protocol, StationConfig, ValueType
 from drivers.modbus.codec import RegisterSpec, make_spec
 from sim.modbus_plc import ModbusPlcSimulator, Script
 
-__all__ = ["demo_plc_script", "start_demo_plc"]
+__all__ = ["demo_line_codes", "demo_plc_script", "start_demo_plc"]
+
+_REPEAT_EVERY = 7  # every 7th item carries a code read before (a relabelled bottle)
+_DAMAGE_EVERY = 11  # every 11th code is damaged (a wrong check digit)
 
 
 def _spec(b: Any) -> RegisterSpec:
@@ -29,6 +36,27 @@ def demo_plc_script(sim: ModbusPlcSimulator, plc: PlcConfig) -> Script:
         elif b.type is not ValueType.STRING and b.scale == 1.0:
             script.count_up(spec, 1.0 + 0.5 * i)
     return script
+
+
+def demo_line_codes(start: int) -> Iterator[bytes]:
+    """What the demo line's reader sees: fresh codes from start, now and then a code read
+    before or one with a damaged GTIN, so that the journal shows refusals too."""
+    from sim.scanner import iter_demo_codes
+
+    fresh = iter_demo_codes(start=start)
+    seen: list[bytes] = []
+    for n in itertools.count(1):
+        if n % _REPEAT_EVERY == 0 and seen:
+            yield seen[-3 if len(seen) >= 3 else 0]
+            continue
+        code = next(fresh)
+        if n % _DAMAGE_EVERY == 0:
+            # The last GTIN digit is its check digit: change it and the code is refused.
+            digit = code[18:19]
+            yield code[:18] + (b"0" if digit != b"0" else b"1") + code[19:]
+            continue
+        seen = [*seen[-9:], code]
+        yield code
 
 
 def start_demo_plc(config: StationConfig) -> list[Any]:
@@ -55,6 +83,24 @@ def start_demo_plc(config: StationConfig) -> list[Any]:
             started.append(opcua)
             if sim_config.demo_script:
                 started.append(demo_script(opcua))
+        if sim_config.scanner:
+            from sim.scanner import DemoEmitter, TcpScannerSimulator
+
+            reader = TcpScannerSimulator(host="127.0.0.1", port=sim_config.scanner_port)
+            reader.start()
+            started.append(reader)
+            if sim_config.demo_script:
+                # Serials from the clock: codes of an earlier run are not repeated as new ones.
+                emitter = DemoEmitter(reader.emit, demo_line_codes(int(time.time() * 10)),
+                                      period_s=sim_config.scanner_period_s)
+                emitter.start()
+                started.append(emitter)
+        if sim_config.printer:
+            from sim.zpl_printer import ZplPrinterSimulator
+
+            printer = ZplPrinterSimulator(host="127.0.0.1", port=sim_config.printer_port)
+            printer.start()
+            started.append(printer)
     except BaseException:
         for thing in reversed(started):
             thing.stop()

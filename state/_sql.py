@@ -20,11 +20,25 @@ MAX_LIMIT = 1000
 _PROBE_CHUNK = 256
 
 
+# Connections (by id) inside a transaction() block: an inner block joins the outer one.
+_open: set[int] = set()
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run the block in one transaction: commit at its end, roll back if it raises."""
+    """Run the block in one transaction: commit at its end, roll back if it raises.
+
+    Inside another transaction() on the same connection the block joins it: the traceability
+    actor judges a group of scans in one transaction and one durable COMMIT, each scan through
+    the same functions that run alone elsewhere. A connection is used by one thread at a time.
+    """
+    key = id(con)
+    if key in _open:
+        yield
+        return
     with translated_errors():
         con.execute("BEGIN TRANSACTION")
+        _open.add(key)
         try:
             yield
             con.execute("COMMIT")
@@ -33,6 +47,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             with suppress(duckdb.TransactionException):
                 con.execute("ROLLBACK")
             raise
+        finally:
+            _open.discard(key)
 
 
 def probe(

@@ -41,6 +41,7 @@ __all__ = [
     "count_codes",
     "find_code",
     "get_code",
+    "insert_checked",
     "insert_codes",
     "list_codes",
     "scan_facts",
@@ -206,7 +207,7 @@ def insert_codes(
                     continue
                 count += 1
             fresh.append(index)
-        ids = _insert_rows(con, [items[i] for i in fresh], now_us=now_us, batch_id=batch_id)
+        ids = insert_checked(con, [items[i] for i in fresh], now_us=now_us, batch_id=batch_id)
         for index in fresh:
             outcomes[index] = InsertOutcome(
                 index=index, code=items[index].code, id=ids[items[index].code]
@@ -216,9 +217,11 @@ def insert_codes(
     return [outcomes[index] for index in range(len(items))]
 
 
-def _insert_rows(
+def insert_checked(
     con: duckdb.DuckDBPyConnection, items: list[NewCode], *, now_us: int, batch_id: int | None
 ) -> dict[str, int]:
+    """Insert codes the caller has checked are new (insert_codes, or a run of ADD scans), in
+    its transaction; code -> id. The primary key still refuses a duplicate (DuplicateError)."""
     if not items:
         return {}
     status = CodeStatus.IN_BATCH if batch_id is not None else CodeStatus.CREATED

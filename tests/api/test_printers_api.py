@@ -110,7 +110,9 @@ async def test_templates_crud_and_validation(
     await configure(client, auth, zebra)
     base = "/api/v1/printers/0/templates"
     listed = await (await client.get(base, headers=auth)).get_json()
-    assert [(t["name"], t["builtin"]) for t in listed] == [("default", True)]
+    assert [(t["name"], t["builtin"]) for t in listed] == [("batch", True), ("default", True)]
+    assert [t["placeholders"] for t in listed] == [["count", "gtin", "identifier", "kind"],
+                                                   ["code"]]
     r = await client.post(base, headers=auth,
                           json={"name": "bad", "body": "^XA^FO{{x}},10^FDa^FS^XZ"})
     assert r.status_code == 422

@@ -22,6 +22,7 @@ from controller.config import (
     parse_config,
 )
 from controller.config_lines import index_key, join_key, key_lines
+from controller.trace_config import EjectConfig, LabelRule
 
 
 def _issues(text: str, filename: str = "station.toml") -> list[str]:
@@ -42,7 +43,7 @@ def test_embedded_demo_station_loads() -> None:
     tags = {tag.name: tag for tag in line1.bindings}
     assert {name for name, tag in tags.items() if tag.durable} == {"part_present", "fault_code"}
     assert {name for name, tag in tags.items() if tag.direction is Direction.OUT} == {
-        "release", "andon_led", "station_state"}
+        "release", "andon_led", "reject", "station_state"}
     assert (tags["temperature"].type, tags["temperature"].width) == (ValueType.FLOAT32, 2)
     assert (cell.protocol, cell.endpoint) == (Protocol.OPC_UA, "opc.tcp://127.0.0.1:4841/takt/plc")
     assert cell.heartbeat is not None and cell.heartbeat.in_signal == "plc_heartbeat"
@@ -52,6 +53,13 @@ def test_embedded_demo_station_loads() -> None:
     assert (config.gateways.modbus.port, config.gateways.opcua.port) == (5020, 4840)
     assert config.gateways.modbus.host == config.gateways.opcua.host == "127.0.0.1"
     assert [b.name for b in config.gpio.buttons] == ["start", "help"]
+    # The line: a reader and a printer on their simulators, codes ejected through line1.
+    assert (config.scanners[0].port, config.printers[0].port) == (
+        config.sim.scanner_port, config.sim.printer_port)
+    trace = config.traceability
+    assert (trace.industry, trace.eject, trace.labels.batch) == (
+        "water", EjectConfig(plc="line1", signal="reject"),
+        LabelRule(printer="labels", template="batch"))
 
 
 def test_minimal_station_gets_safe_defaults() -> None:

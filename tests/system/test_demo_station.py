@@ -1,5 +1,5 @@
 """The demo station as `takt run` serves it, met by the clients a line uses: a Modbus TCP
-client and an OPC-UA client on Takt's own servers, and the REST API.
+client and an OPC-UA client on Takt's own servers, the REST API and the /ws stream.
 
 The demo config is used as shipped except for its ports, which are moved to free ones so
 the test never collides with a demo someone is running.
@@ -7,6 +7,7 @@ the test never collides with a demo someone is running.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -15,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 from asyncua import ua
 from asyncua.sync import Client as OpcuaClient
 from pymodbus.client import ModbusTcpClient
+from trio_websocket import open_websocket_url
 
 from controller.config import embedded_demo_config_path
 from drivers.modbus.codec import decode, make_spec
@@ -56,10 +59,13 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     tmp = tmp_path_factory.mktemp("demo")
-    ports = {p: free_port() for p in (8080, 5020, 5021, 4840, 4841)}
+    ports = {p: free_port() for p in (8080, 5020, 5021, 4840, 4841, 5023, 9101)}
     text = embedded_demo_config_path().read_text()
     for old, new in ports.items():
         text = re.sub(rf"\b{old}\b", str(new), text)
+    # The line as shipped, only faster: an item every 0.25 s, and a batch of 3 items.
+    text = re.sub(r"(?m)^scanner_period_s = [0-9.]+", "scanner_period_s = 0.25", text)
+    text = re.sub(r"(?m)^auto_batch = \d+", "auto_batch = 3", text)
     config = tmp / "demo.toml"
     config.write_text(text)
     takt = start_takt(config, tmp / "data", ports[8080])
@@ -121,3 +127,57 @@ def test_a_scada_reads_station_nodes_and_writes_an_input_over_opcua(demo: Demo) 
         client.get_node("ns=2;s=Stations.demo.PartPresent").write_value(True)
         with pytest.raises(ua.UaStatusCodeError):  # station state is read-only
             client.get_node("ns=2;s=Stations.demo.LastDecision").write_value("pass")
+
+
+async def test_line_codes_are_stored_batched_labelled_and_journaled_live(demo: Demo) -> None:
+    """The demo reader's codes: validated, stored, batched by 3, the full batch's label printed
+    and confirmed; refusals ejected through the PLC; each step in the journal and on /ws."""
+    token = demo.http.headers["Authorization"].removeprefix("Bearer ")
+    ws_url = demo.base.replace("http", "ws") + f"/ws?token={token}"
+    seen: dict[str, list[dict[str, Any]]] = {"scan_ok": [], "refused": [], "batch": [],
+                                              "label": [], "journal": []}
+    async with open_websocket_url(ws_url) as ws:
+        assert json.loads(await ws.get_message())["type"] == "ready"
+        await ws.send_message(json.dumps({"subscribe": ["trace.*", "event.*"]}))
+        assert json.loads(await ws.get_message())["type"] == "snapshot"
+        with trio.fail_after(30):
+            while not (seen["label"] and seen["refused"] and _journaled(seen["journal"])):
+                msg = json.loads(await ws.get_message())
+                topic, data = msg.get("topic", ""), msg["data"]
+                if msg["type"] == "event":
+                    seen["journal"].append(data)
+                elif topic == "trace.scan.infeed":
+                    seen["scan_ok" if data["accepted"] else "refused"].append(data)
+                elif topic == "trace.batch.batch" and data["status"] == "complete":
+                    seen["batch"].append(data)
+                elif topic == "trace.label.batch":
+                    seen["label"].append(data)
+    label = seen["label"][0]
+    assert label["error"] is None and label["printer"] == "labels"
+    assert label["identifier"] in {b["identifier"] for b in seen["batch"]}
+    assert seen["refused"][0]["eject"] is True and seen["refused"][0]["reason"]
+    batch = next(b for b in demo.get("/api/v1/batches?status=complete")["items"]
+                 if b["identifier"] == label["identifier"])
+    detail = demo.get(f"/api/v1/batches/{batch['id']}")
+    assert detail["batch"]["member_count"] == 3
+    assert {(c["status"], c["batch_id"], c["source"]) for c in detail["codes"]} == {
+        (1, batch["id"], "scanner.infeed")}  # In Batch, from the reader
+    assert seen["scan_ok"][0]["valid"] and seen["scan_ok"][0]["code_id"]
+    jobs = eventually(lambda: [j for j in demo.get("/api/v1/printers/0/jobs")
+                               if j["id"] == label["job"] and j["state"] == "done"])
+    assert jobs[0]["template"] == "batch"
+    # The refused item was pushed off: Takt wrote the reject coil on the line PLC.
+    plc = ModbusTcpClient("127.0.0.1", port=demo.ports[5021])
+    assert plc.connect()
+    try:
+        assert plc.read_coils(10, count=1, device_id=1).bits[0] is True
+    finally:
+        plc.close()
+
+
+def _journaled(entries: list[dict[str, Any]]) -> bool:
+    """The journal shows a refusal, a completed batch and its label printed."""
+    messages = [e["message"] for e in entries]
+    return (any(e["category"] == "traceability" and "refused" in e["message"] for e in entries)
+            and any("complete (3 items)" in m for m in messages)
+            and any(e["category"] == "printer" and " done" in e["message"] for e in entries))
