@@ -57,8 +57,9 @@ from state.batches import (
 )
 from state.buffer import BufferLoad, consume_from_buffer, load_buffer, unload_buffer
 from state.codes import CodeRow, NewCode, find_code, get_code, insert_codes, set_code_status
-from state.errors import DuplicateError, NotFound, StateError
+from state.errors import DuplicateError, NotFound, StateError, StoreBroken
 from state.trace import (
+    MAX_SHOWN,
     ScanOrigin,
     ScanResult,
     judge_adds,
@@ -87,9 +88,9 @@ class _Printed(msgspec.Struct, frozen=True):
 
 
 class TraceActor(DatabaseActor):
-    # A failed commit is the disk or the database, not a scan: fail, and let the supervisor
-    # restart the actor on a fresh cursor.
-    fatal = (duckdb.IOException, duckdb.FatalException)
+    # The disk or the database, not a request: fail, and let the supervisor restart the
+    # actor on a fresh cursor.
+    fatal = (StoreBroken,)
 
     def __init__(self, runtime: Runtime, name: str, config: TraceabilityConfig,
                  database: duckdb.DuckDBPyConnection, *, station_id: str = "station",
@@ -98,7 +99,9 @@ class TraceActor(DatabaseActor):
         self.config = config
         self.line_id = config.line_id or station_id
         self.pending: list[_Scan] = []
-        self.pending_rejections: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Codes of items the line ejected whose arrival on the reject chute is still to come,
+        # oldest first; True where the item was a copy of a stored code (ScanContext).
+        self.ejected: collections.OrderedDict[str, bool] = collections.OrderedDict()
         self.recent: collections.deque[ScanResult] = collections.deque(maxlen=config.recent)
         self.scans = self.refused = self.groups = 0
         # Subscribed before start, like the store: a read published while this actor starts
@@ -156,21 +159,33 @@ class TraceActor(DatabaseActor):
             return
         self.groups += 1
         started = time.perf_counter()
-        rejections = set(self.pending_rejections)
+        ejected = dict(self.ejected)
         try:
             with transaction(self.con):
-                results = self._judge_group(group, rejections)
+                results = self._judge_group(group, ejected)
+        except StoreBroken:
+            raise  # the disk or the database: restart on a fresh cursor (failed() answers)
         except StateError as exc:
             self.log.warning("a group of %d scans failed (%s); judging them one by one",
                              len(group), exc)
-            rejections = set(self.pending_rejections)
-            results = [self._judge_alone(scan, rejections) for scan in group]
+            ejected = dict(self.ejected)
+            results = [self._judge_alone(scan, ejected) for scan in group]
         self.runtime.metrics.trace_group_seconds.observe(time.perf_counter() - started)
         self.runtime.metrics.trace_group_scans.observe(len(group))
-        for scan, result in zip(group, results, strict=True):
-            self._done(scan, result)
+        self.ejected = collections.OrderedDict(ejected)
+        while len(self.ejected) > MAX_PENDING_REJECTIONS:
+            self.ejected.popitem(last=False)
+        for done, (scan, result) in enumerate(zip(group, results, strict=True)):
+            try:
+                self._done(scan, result)
+            except Exception as exc:
+                # Committed but not all announced: answer every caller before failing.
+                for rest in group[done + 1:]:
+                    if rest.reply is not None:
+                        rest.reply(None, exc)
+                raise
 
-    def _judge_group(self, group: list[_Scan], rejections: set[str]) -> list[ScanResult]:
+    def _judge_group(self, group: list[_Scan], ejected: dict[str, bool]) -> list[ScanResult]:
         """Judge in order; a run of ADD scans (the line's bulk) together, the others alone."""
         results: list[ScanResult] = []
         start = 0
@@ -182,45 +197,46 @@ class TraceActor(DatabaseActor):
             if end > start:
                 run = judge_adds(self.con, [s.text for s in group[start:end]],
                                  group[start].origin, now_us=self.clock.now_us())
-                rejections.update(r.code for r in run if r.eject and r.code is not None)
+                for result in run:
+                    _track_ejection(ejected, result)
                 results += run
                 start = end
             else:
-                results.append(self._judge(group[start], rejections))
+                results.append(self._judge(group[start], ejected))
                 start += 1
         return results
 
-    def _judge(self, scan: _Scan, rejections: set[str]) -> ScanResult:
+    def _judge(self, scan: _Scan, ejected: dict[str, bool]) -> ScanResult:
         result = judge_scan(self.con, scan.text, scan.origin, now_us=self.clock.now_us(),
-                            pending_rejections=frozenset(rejections))
-        if result.eject and result.code is not None:
-            rejections.add(result.code)
-        if result.accepted and result.effect == EffectKind.CONFIRM_REJECTION:
-            rejections.discard(result.code or "")
+                            pending_rejections=frozenset(ejected),
+                            confirm_only=frozenset(c for c, copy in ejected.items() if copy))
+        _track_ejection(ejected, result)
         return result
 
-    def _judge_alone(self, scan: _Scan, rejections: set[str]) -> ScanResult:
+    def _judge_alone(self, scan: _Scan, ejected: dict[str, bool]) -> ScanResult:
         try:
             with transaction(self.con):
-                return self._judge(scan, rejections)
+                return self._judge(scan, ejected)
+        except StoreBroken:
+            raise
         except StateError as exc:
             self.errors += 1
             self.log.error("scan %r from %s failed: %s", scan.text[:80], scan.origin.source, exc)
-            return ScanResult(ts_us=self.clock.now_us(), source=scan.origin.source,
-                              role=scan.origin.role.value, raw=scan.text[:200], valid=False,
-                              accepted=False, effect=EffectKind.REFUSE.value,
-                              reason=f"not stored: {exc}")
+            # Not recorded: an item the line would push off on a refusal is pushed off.
+            check = validate(scan.text, scan.origin.industry)
+            result = ScanResult(
+                ts_us=self.clock.now_us(), source=scan.origin.source,
+                role=scan.origin.role.value, raw=scan.text[:MAX_SHOWN], valid=check.ok,
+                accepted=False, effect=EffectKind.REFUSE.value, reason=f"not stored: {exc}",
+                code=check.normalized, gtin=check.gtin, serial=check.serial,
+                eject=scan.origin.role in _EJECTING_ROLES)
+            _track_ejection(ejected, result)
+            return result
 
     def _done(self, scan: _Scan, result: ScanResult) -> None:
         """After the commit: remember, publish, answer, and act on the line."""
         self.scans += 1
         self.refused += not result.accepted
-        if result.eject and result.code is not None:
-            self.pending_rejections[result.code] = None
-            while len(self.pending_rejections) > MAX_PENDING_REJECTIONS:
-                self.pending_rejections.popitem(last=False)
-        if result.accepted and result.effect == EffectKind.CONFIRM_REJECTION:
-            self.pending_rejections.pop(result.code or "", None)
         self.recent.append(result)
         source = scan.origin.source.removeprefix("scanner.")
         self.publish(f"trace.scan.{source}", msgspec.to_builtins(result), durable=True)
@@ -261,9 +277,7 @@ class TraceActor(DatabaseActor):
         row = self._batch(batch_id)
         if row is None:
             return
-        batch = {"id": row.id, "identifier": row.identifier, "kind": row.kind.value,
-                 "status": row.status.value, "count": row.member_count, "name": row.name,
-                 "gtin": row.gtin}
+        batch = _batch_data(row, row.status, "traceability")
         self.publish(f"trace.batch.{row.kind.value}", batch, durable=True)
         rule = self.config.labels.for_kind(row.kind.value)
         if rule is None or row.status is not BatchStatus.COMPLETE:
@@ -365,7 +379,7 @@ class TraceActor(DatabaseActor):
         except DuplicateError:
             raise DuplicateError(f"a batch {identifier!r} already exists") from None
         items = add_to_batch(self.con, row.id, msg.codes, now_us=now) if msg.codes else []
-        self.publish(f"trace.batch.{row.kind.value}", _batch_data(row, "opened", msg.by),
+        self.publish(f"trace.batch.{row.kind.value}", _batch_data(row, row.status, msg.by),
                      durable=True)
         after = self._after_batch_change(row)
         return CreatedBatch(batch=after or row, added=sum(i.ok for i in items), items=items)
@@ -453,6 +467,23 @@ class TraceActor(DatabaseActor):
                              code=code, batch_identifier=found.batch_identifier)
 
 
+# Roles whose refusal pushes the item off the line (effect_of: eject=True on refusal).
+_EJECTING_ROLES = frozenset({ScannerRole.ADD, ScannerRole.VERIFY_LOCAL_BUFFER,
+                             ScannerRole.PACKAGE, ScannerRole.BOX})
+
+
+def _track_ejection(ejected: dict[str, bool], result: ScanResult) -> None:
+    """Note an ejected item (a copy when it was a duplicate or a code consumed before), and
+    forget it when the reject chute confirms it."""
+    if result.code is None:
+        return
+    if result.eject:
+        copy = result.duplicate or result.role == ScannerRole.VERIFY_LOCAL_BUFFER
+        ejected[result.code] = copy and ejected.get(result.code, True)
+    elif result.accepted and result.effect == EffectKind.CONFIRM_REJECTION:
+        ejected.pop(result.code, None)
+
+
 def _normalized(codes: Sequence[str], industry: str) -> list[str]:
     """Codes as given (raw or normalized) in their normalized form; unreadable ones as given,
     so that a later scan of them is reported as not in the buffer."""
@@ -464,5 +495,7 @@ def _normalized(codes: Sequence[str], industry: str) -> list[str]:
 
 
 def _batch_data(row: BatchRow, status: str, by: str) -> dict[str, Any]:
+    """What `trace.batch.<kind>` says of a batch that opened, completed or moved."""
     return {"id": row.id, "identifier": row.identifier, "kind": row.kind.value,
-            "status": str(status), "count": row.member_count, "by": by}
+            "status": str(status), "count": row.member_count, "name": row.name,
+            "gtin": row.gtin, "by": by}

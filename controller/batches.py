@@ -274,6 +274,9 @@ class ScanContext(msgspec.Struct, frozen=True, kw_only=True):
     open_box: BatchView | None = None
     buffer_loaded: bool = False
     pending_rejections: frozenset[str] = frozenset()
+    # Of those, the ejected items that are not the stored code's own item (a duplicate read at
+    # ADD, a code already consumed from the buffer): confirming them leaves the stored code be.
+    confirm_only: frozenset[str] = frozenset()
 
 
 class EffectKind(StrEnum):
@@ -482,8 +485,9 @@ def _feedback(state: CodeState, context: ScanContext) -> Effect:
         return _refuse(f"unreadable code on the reject chute: {state.check.reason}", alarm=True)
     if code not in context.pending_rejections:
         return _refuse("item reached the reject chute but was not to be rejected", code, alarm=True)
-    if state.stored is None:
-        # Ejected before it was ever stored (a duplicate or invalid code at ADD): confirm only.
+    if state.stored is None or code in context.confirm_only:
+        # Ejected before it was ever stored (an invalid code), or a copy of a stored code whose
+        # genuine item is still in its batch (a duplicate): confirm only.
         return Effect(kind=EffectKind.CONFIRM_REJECTION, reason="rejection confirmed", code=code)
     return _rejected(
         code,

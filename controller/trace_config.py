@@ -23,14 +23,14 @@ class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 class LabelRule(_Table):
-    """Print a label on `printer` with `template` (None: the printer's default template).
+    """Print a label on `printer` with `template` (the built-in `batch` label by default).
 
-    The template gets the batch identifier as its code and the fields identifier, name, kind,
-    count and gtin.
+    The template may use the batch identifier as its code and the fields identifier, name,
+    kind, count and gtin.
     """
 
     printer: _Name
-    template: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    template: Annotated[str, Meta(min_length=1, max_length=64)] = "batch"
 
 
 class LabelsConfig(_Table):

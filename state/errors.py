@@ -13,6 +13,7 @@ __all__ = [
     "MigrationError",
     "NotFound",
     "StateError",
+    "StoreBroken",
     "TransitionError",
     "translate_error",
     "translated_errors",
@@ -39,6 +40,11 @@ class NotFound(StateError):
     """The row named (a code, a batch) does not exist."""
 
 
+class StoreBroken(StateError):
+    """The database or the disk under it failed (I/O, a fatal or internal error), not a row:
+    the connection is not to be trusted any more."""
+
+
 class TransitionError(ConstraintError):
     """A status change or batch move that the rules refuse; the message says why."""
 
@@ -53,6 +59,8 @@ def translate_error(exc: duckdb.Error) -> StateError:
         if "duplicate key" in message.lower():
             return DuplicateError(message)
         return ConstraintError(message)
+    if isinstance(exc, (duckdb.IOException, duckdb.FatalException, duckdb.InternalException)):
+        return StoreBroken(message)
     if isinstance(exc, duckdb.DataError):
         # Conversion and range errors are about the value written, not about the store.
         return ConstraintError(message)

@@ -9,6 +9,7 @@ a scan but never break a rule.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Collection, Sequence
 
@@ -117,6 +118,7 @@ def scan_context(
     *,
     line_id: str | None,
     pending_rejections: frozenset[str] = frozenset(),
+    confirm_only: frozenset[str] = frozenset(),
     need_buffer: bool = False,
     exclude: Collection[int] = (),
 ) -> ScanContext:
@@ -140,6 +142,7 @@ def scan_context(
         open_box=newest.get(BatchKind.BOX),
         buffer_loaded=loaded,
         pending_rejections=pending_rejections,
+        confirm_only=confirm_only,
     )
 
 
@@ -150,14 +153,19 @@ def judge_scan(
     *,
     now_us: int,
     pending_rejections: frozenset[str] = frozenset(),
+    confirm_only: frozenset[str] = frozenset(),
 ) -> ScanResult:
-    """Judge one scanned text in origin's role and apply the effect, in one transaction."""
+    """Judge one scanned text in origin's role and apply the effect, in one transaction.
+
+    pending_rejections are the codes of ejected items not yet seen on the reject chute;
+    confirm_only those of them that were copies (see ScanContext)."""
     check = validate(text, origin.industry)
     with transaction(con):
         context = scan_context(
             con,
             line_id=origin.line_id,
             pending_rejections=pending_rejections,
+            confirm_only=confirm_only,
             need_buffer=origin.role is ScannerRole.VERIFY_LOCAL_BUFFER,
         )
         scanned = text if origin.role is ScannerRole.BOX else None
@@ -191,7 +199,7 @@ def judge_adds(
         keys = [c.normalized for c in checks if c.ok and c.normalized is not None]
         stored = _stored_rows(con, stored_among(con, keys)) if keys else {}
         results: list[ScanResult | None] = []
-        fresh: dict[int | None, list[tuple[int, NewCode]]] = {}  # by the batch joined
+        fresh: list[tuple[int, NewCode, int | None]] = []  # scan index, code, batch joined
         after: dict[int, BatchView] = {}  # by scan: its batch as the scan left it
         full: set[int] = set()
         for index, (text, check) in enumerate(zip(texts, checks, strict=True)):
@@ -214,7 +222,7 @@ def judge_adds(
             stored[code] = StoredCode(status=status, batch_id=effect.batch_id, gtin=check.gtin)
             item = NewCode.from_validation(check, line_id=origin.line_id, source=origin.source,
                                            party=origin.party)
-            fresh.setdefault(effect.batch_id, []).append((index, item))
+            fresh.append((index, item, effect.batch_id))
             results.append(_result(text, origin, check, facts, effect, now_us, accepted=True))
             if effect.batch_id is not None and context.open_batch is not None:
                 batch = context.open_batch
@@ -228,9 +236,12 @@ def judge_adds(
                 context = (scan_context(con, line_id=origin.line_id, exclude=full)
                            if effect.complete_batch else
                            msgspec.structs.replace(context, open_batch=view))
-        for batch_id, items in fresh.items():
+        # Inserted in scan order (ids rise as the scans came), one statement per stretch of
+        # codes joining the same batch.
+        for batch_id, stretch in itertools.groupby(fresh, key=lambda f: f[2]):
+            items = [(index, item) for index, item, _ in stretch]
             ids = insert_checked(con, [item for _, item in items], now_us=now_us,
-                               batch_id=batch_id)
+                                 batch_id=batch_id)
             if batch_id is not None:
                 add_members(con, batch_for_update(con, batch_id),
                             [item.code for _, item in items], now_us)
