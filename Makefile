@@ -8,7 +8,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(BOOT)/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test test-long lint bench install clean
+.PHONY: run test test-long lint bench install system-deps clean
 
 install: .venv/.synced
 
@@ -25,11 +25,15 @@ $(BOOT)/bin/uv:
 run: install  ## start the demo station (simulated devices) on http://127.0.0.1:8080
 	.venv/bin/takt run
 
-test: install  ## lint, then the test suite's short form
+# Debian packages the tests run for real (nut-server's upsd and dummy-ups); quiet when present.
+system-deps:
+	@bash scripts/system-deps.sh
+
+test: install system-deps  ## lint, then the test suite's short form
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest -q
 
-test-long: install  ## the long soak/fault form as well
+test-long: install system-deps  ## the long soak/fault form as well
 	.venv/bin/python -m pytest -q -m "slow or not slow"
 
 bench: install  ## every benchmark, JSON lines on stdout

@@ -1,0 +1,1 @@
+"""Atlas Copco Open Protocol (torque controllers, TCP 4545): framing, typed MIDs, client."""
