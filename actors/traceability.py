@@ -42,7 +42,7 @@ from actors.trace_messages import (
     Validation,
     VerifyBuffer,
 )
-from controller.batches import BatchStatus, EffectKind
+from controller.batches import BatchStatus, EffectKind, ScanContext
 from controller.codes import validate
 from controller.scanner_config import ScannerRole
 from controller.trace_config import TraceabilityConfig
@@ -103,6 +103,9 @@ class TraceActor(DatabaseActor):
         # oldest first; True where the item was a copy of a stored code (ScanContext).
         self.ejected: collections.OrderedDict[str, bool] = collections.OrderedDict()
         self.recent: collections.deque[ScanResult] = collections.deque(maxlen=config.recent)
+        # The line's open batches as the last run of ADD scans left them: saves a statement
+        # per group. Only this actor changes batches; any change but a run of ADDs drops it.
+        self.context: ScanContext | None = None
         self.scans = self.refused = self.groups = 0
         # Subscribed before start, like the store: a read published while this actor starts
         # waits in its mailbox instead of being lost.
@@ -166,6 +169,7 @@ class TraceActor(DatabaseActor):
         except StoreBroken:
             raise  # the disk or the database: restart on a fresh cursor (failed() answers)
         except StateError as exc:
+            self.context = None
             self.log.warning("a group of %d scans failed (%s); judging them one by one",
                              len(group), exc)
             ejected = dict(self.ejected)
@@ -196,12 +200,15 @@ class TraceActor(DatabaseActor):
                 end += 1
             if end > start:
                 run = judge_adds(self.con, [s.text for s in group[start:end]],
-                                 group[start].origin, now_us=self.clock.now_us())
-                for result in run:
+                                 group[start].origin, now_us=self.clock.now_us(),
+                                 context=self.context)
+                self.context = run.context
+                for result in run.results:
                     _track_ejection(ejected, result)
-                results += run
+                results += run.results
                 start = end
             else:
+                self.context = None
                 results.append(self._judge(group[start], ejected))
                 start += 1
         return results
@@ -318,9 +325,15 @@ class TraceActor(DatabaseActor):
 
     # ---- codes --------------------------------------------------------------------------------
 
+    def _before_write(self) -> None:
+        """A write from the API: scans that came before it are judged first, and the line's
+        context is read again after it."""
+        self._judge_pending()
+        self.context = None
+
     @handles(CreateCodes)
     def _create_codes(self, msg: CreateCodes) -> CreatedCodes:
-        self._judge_pending()  # scans that came first are judged first
+        self._before_write()
         industry = msg.industry or self.config.industry
         outcomes: dict[int, ItemOutcome] = {}
         items: list[NewCode] = []
@@ -352,7 +365,7 @@ class TraceActor(DatabaseActor):
 
     @handles(SetCodeStatus)
     def _set_status(self, msg: SetCodeStatus) -> CodeRow:
-        self._judge_pending()
+        self._before_write()
         row = get_code(self.con, msg.id)
         if row is None:
             raise NotFound(f"no code with id {msg.id}")
@@ -369,7 +382,7 @@ class TraceActor(DatabaseActor):
 
     @handles(CreateBatch)
     def _create_batch(self, msg: CreateBatch) -> CreatedBatch:
-        self._judge_pending()
+        self._before_write()
         now = self.clock.now_us()
         identifier = msg.identifier or new_batch_identifier(self.con, msg.kind, now)
         try:
@@ -386,7 +399,7 @@ class TraceActor(DatabaseActor):
 
     @handles(AddCodes)
     def _add_codes(self, msg: AddCodes) -> CreatedBatch:
-        self._judge_pending()
+        self._before_write()
         items = add_to_batch(self.con, msg.batch_id, msg.codes, now_us=self.clock.now_us())
         row = self._after_batch_change(self._batch(msg.batch_id))
         assert row is not None  # add_to_batch raised NotFound otherwise
@@ -394,7 +407,7 @@ class TraceActor(DatabaseActor):
 
     @handles(SetBatchStatus)
     def _set_batch_status(self, msg: SetBatchStatus) -> BatchRow:
-        self._judge_pending()
+        self._before_write()
         before = self._batch(msg.batch_id)
         if before is None:
             raise NotFound(f"no batch with id {msg.batch_id}")
@@ -429,7 +442,7 @@ class TraceActor(DatabaseActor):
 
     @handles(LoadBuffer)
     def _load(self, msg: LoadBuffer) -> BufferLoad:
-        self._judge_pending()
+        self._before_write()
         codes = msg.codes
         if codes is None:
             batch = self._batch_named(msg.batch_identifier)
@@ -446,7 +459,7 @@ class TraceActor(DatabaseActor):
 
     @handles(UnloadBuffer)
     def _unload(self, msg: UnloadBuffer) -> int:
-        self._judge_pending()
+        self._before_write()
         dropped = unload_buffer(self.con, msg.batch_identifier)
         if dropped == 0:
             raise NotFound(f"batch {msg.batch_identifier!r} is not loaded in the buffer")
@@ -456,7 +469,7 @@ class TraceActor(DatabaseActor):
 
     @handles(VerifyBuffer)
     def _verify(self, msg: VerifyBuffer) -> BufferVerdict:
-        self._judge_pending()
+        self._before_write()
         check = validate(msg.code, self.config.industry)
         code = check.normalized
         if code is None:

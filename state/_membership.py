@@ -29,6 +29,7 @@ __all__ = [
     "bump_count",
     "code_for_update",
     "code_row",
+    "count_in",
     "get_batch",
     "leave_batch",
 ]
@@ -130,9 +131,16 @@ def add_members(
     con: duckdb.DuckDBPyConnection, batch: BatchRow, codes: list[str], now_us: int
 ) -> None:
     """Record codes as joining batch now and count them in; the caller has moved the codes."""
+    _insert_members(con, batch.id, codes, now_us)
+    bump_count(con, batch, len(codes), now_us)
+
+
+def _insert_members(
+    con: duckdb.DuckDBPyConnection, batch_id: int, codes: list[str], now_us: int
+) -> None:
     members = pa.table(  # noqa: F841 - read by name by the INSERT below
         {
-            "batch_id": pa.array([batch.id] * len(codes), pa.int64()),
+            "batch_id": pa.array([batch_id] * len(codes), pa.int64()),
             "code": pa.array(codes, pa.string()),
             "added_us": pa.array([now_us] * len(codes), pa.int64()),
         }
@@ -141,7 +149,22 @@ def add_members(
         "INSERT INTO batch_members (batch_id, code, added_us) "
         "SELECT batch_id, code, added_us FROM members"
     )
-    bump_count(con, batch, len(codes), now_us)
+
+
+def count_in(
+    con: duckdb.DuckDBPyConnection, batch_id: int, codes: list[str], now_us: int
+) -> None:
+    """add_members without reading the batch first: the codes join, and one statement counts
+    them in and completes the batch when it reaches its capacity (the scan path, where every
+    statement costs)."""
+    _insert_members(con, batch_id, codes, now_us)
+    full = "capacity IS NOT NULL AND member_count + $n >= capacity"
+    con.execute(
+        f"UPDATE batches SET member_count = member_count + $n, updated_us = $now, "
+        f"status = CASE WHEN {full} THEN $complete ELSE status END, "
+        f"closed_us = CASE WHEN {full} THEN $now ELSE closed_us END WHERE id = $id",
+        {"n": len(codes), "now": now_us, "complete": str(BatchStatus.COMPLETE), "id": batch_id},
+    )
 
 
 def bump_count(con: duckdb.DuckDBPyConnection, batch: BatchRow, delta: int, now_us: int) -> None:

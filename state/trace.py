@@ -29,13 +29,7 @@ from controller.batches import (
 )
 from controller.codes import CodeStatus, CodeValidation, validate
 from controller.scanner_config import ScannerRole
-from state._membership import (
-    BATCH_COLUMNS,
-    add_members,
-    batch_for_update,
-    batch_row,
-    get_batch,
-)
+from state._membership import BATCH_COLUMNS, batch_row, count_in, get_batch
 from state._sql import fetch_one, probe, transaction
 from state.batches import (
     add_to_batch,
@@ -56,6 +50,7 @@ from state.codes import (
 
 __all__ = [
     "MAX_SHOWN",
+    "AddRun",
     "ScanOrigin",
     "ScanResult",
     "judge_adds",
@@ -181,21 +176,37 @@ def judge_scan(
         return _apply(con, text, origin, check, facts, effect, now_us)
 
 
+class AddRun(msgspec.Struct, frozen=True, kw_only=True):
+    """The results of a run of ADD scans, and the line's context after it (valid for the next
+    run as long as nothing else changes the line's batches)."""
+
+    results: list[ScanResult]
+    context: ScanContext
+
+
 def judge_adds(
-    con: duckdb.DuckDBPyConnection, texts: Sequence[str], origin: ScanOrigin, *, now_us: int
-) -> list[ScanResult]:
+    con: duckdb.DuckDBPyConnection,
+    texts: Sequence[str],
+    origin: ScanOrigin,
+    *,
+    now_us: int,
+    context: ScanContext | None = None,
+) -> AddRun:
     """Judge a run of ADD scans as judge_scan would one by one, in a few statements.
 
-    The line's hot path: each statement costs about a millisecond inside a write transaction,
-    and judge_scan needs a dozen per scan. Here the duplicate check is one probe for the run,
-    the new codes one insert per batch they join, and effect_of still decides each scan (the
-    run's earlier codes count as stored, the open batch fills as it goes).
+    The line's hot path: a statement costs half a millisecond or more here, and judge_scan
+    needs a dozen per scan. Here the duplicate check is one probe for the run, the new codes
+    one insert per stretch joining the same batch, one statement counts them into it, and
+    effect_of still decides each scan (the run's earlier codes count as stored, the open batch
+    fills as it goes). context, when given, is the line's context as the caller knows it
+    (AddRun.context of the previous run): it saves reading it again.
     """
     if origin.role is not ScannerRole.ADD:
         raise ValueError("judge_adds judges ADD scans only")
     checks = [validate(text, origin.industry) for text in texts]
     with transaction(con):
-        context = scan_context(con, line_id=origin.line_id)
+        if context is None:
+            context = scan_context(con, line_id=origin.line_id)
         keys = [c.normalized for c in checks if c.ok and c.normalized is not None]
         stored = _stored_rows(con, stored_among(con, keys)) if keys else {}
         results: list[ScanResult | None] = []
@@ -243,13 +254,12 @@ def judge_adds(
             ids = insert_checked(con, [item for _, item in items], now_us=now_us,
                                  batch_id=batch_id)
             if batch_id is not None:
-                add_members(con, batch_for_update(con, batch_id),
-                            [item.code for _, item in items], now_us)
+                count_in(con, batch_id, [item.code for _, item in items], now_us)
             for index, item in items:
                 result = results[index]
                 assert result is not None
                 results[index] = _joined(result, ids[item.code], after.get(index))
-    return [r for r in results if r is not None]
+    return AddRun(results=[r for r in results if r is not None], context=context)
 
 
 def _stored_rows(con: duckdb.DuckDBPyConnection, codes: set[str]) -> dict[str, StoredCode]:

@@ -81,7 +81,7 @@ def test_a_run_of_adds_equals_the_same_scans_one_by_one(
     alone = _database(tmp_path / f"alone-{run}.duckdb", open_batch)
     try:
         with transaction(together):
-            grouped = judge_adds(together, texts, origin, now_us=NOW + 1)
+            grouped = judge_adds(together, texts, origin, now_us=NOW + 1).results
         one_by_one = [judge_scan(alone, text, origin, now_us=NOW + 1) for text in texts]
         assert [msgspec.to_builtins(r) for r in grouped] == [
             msgspec.to_builtins(r) for r in one_by_one]
@@ -89,6 +89,27 @@ def test_a_run_of_adds_equals_the_same_scans_one_by_one(
     finally:
         together.close()
         alone.close()
+
+
+def test_the_context_a_run_leaves_serves_the_next_run(tmp_path: Path) -> None:
+    """Runs chained through AddRun.context store what runs reading it afresh store."""
+    origin = ScanOrigin(role=ScannerRole.ADD, source="scanner.add", industry="dairy",
+                        line_id="line-1", auto_batch=3)
+    texts = [scanned(f"C{i:05d}") for i in range(8)] + [scanned("C00001")]
+    chained = _database(tmp_path / "chained.duckdb", (2, None))
+    fresh = _database(tmp_path / "fresh.duckdb", (2, None))
+    context = None
+    for start in range(0, len(texts), 2):
+        run = judge_adds(chained, texts[start:start + 2], origin, now_us=NOW, context=context)
+        context = run.context
+        judge_adds(fresh, texts[start:start + 2], origin, now_us=NOW)
+    assert _rows(chained) == _rows(fresh)
+    # B-OPEN (2) and two auto batches of 3 fill up; the repeated code opens none.
+    assert [(row[2], row[4]) for row in _rows(chained)["batches"]] == [("complete", 2),
+                                                                     ("complete", 3),
+                                                                     ("complete", 3)]
+    chained.close()
+    fresh.close()
 
 
 def test_judge_adds_refuses_other_roles(tmp_path: Path) -> None:
