@@ -79,6 +79,14 @@ class ReloadConfig(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     by: str
 
 
+class ProbeWrenches(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Which of these configured wrench controllers answer a short session of their own
+    (discovery): name -> (host, port). Answered with {name: ControllerProbe}."""
+
+    targets: dict[str, tuple[str, int]]
+    timeout_s: float
+
+
 class ConfigApplied(msgspec.Struct, frozen=True, kw_only=True):
     section: str
     started: list[str]
@@ -148,6 +156,30 @@ class ConfigActor(DatabaseActor):
         for section in msg.set:
             save_override(self.con, section, msgspec.to_builtins(getattr(new, section)), now)
         self._apply(new, sorted(wanted), msg.by, unverified, reply)
+
+    @handles(ProbeWrenches, deferred=True)
+    def _probe_wrenches(self, msg: ProbeWrenches, reply: Reply) -> None:
+        """Probe every target at once on threads of their own, answering when all are done:
+        blocking socket work never holds this actor's mailbox (nor the facade)."""
+        from actors.wrench import probe_controller
+
+        found: dict[str, Any] = {}
+        lock = threading.Lock()
+        gather = _Gather(len(msg.targets), lambda _, error: reply(dict(found), error))
+
+        def probe(name: str, host: str, port: int) -> None:
+            try:
+                result = probe_controller(host, port, msg.timeout_s)
+            except Exception as exc:  # a bug in the probe must still answer the caller
+                gather.done(None, exc)
+                return
+            with lock:
+                found[name] = result
+            gather.done(None, None)
+
+        for name, (host, port) in msg.targets.items():
+            threading.Thread(target=probe, args=(name, host, port), name=f"probe-{name}",
+                             daemon=True).start()
 
     @handles(ReloadConfig, deferred=True)
     def _reload(self, msg: ReloadConfig, reply: Reply) -> None:

@@ -9,6 +9,7 @@ from actors.plc import PlcActor
 from actors.printer import PrinterActor
 from actors.scanner import ScannerActor
 from actors.supervisor import ChildSpec
+from actors.wrench import WrenchActor
 from controller.config import StationConfig
 
 __all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs",
@@ -16,14 +17,15 @@ __all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs",
 
 # Which children a config section makes: (supervisor, child id prefix).
 SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "scanners": ("devices", "scanner:"),
-                    "printers": ("devices", "printer:"),
+                    "printers": ("devices", "printer:"), "wrenches": ("devices", "wrench:"),
+                    "ups": ("devices", "ups"),
                     "gpio": ("devices", "gpio"), "traceability": ("root", "traceability"),
                     "gateways": ("root", "gateway:")}
 
 
 def section_specs(config: StationConfig, section: str,
                   database: duckdb.DuckDBPyConnection) -> list[ChildSpec]:
-    """The children of one section; printers keep their jobs in the station `database`."""
+    """The children of one section; printers and wrenches keep rows in the station `database`."""
     if section == "plcs":
         # The key is the PLC's whole config: an edit restarts that PLC and no other.
         return [ChildSpec.of(PlcActor, f"plc:{plc.name}", plc, key=plc)
@@ -34,6 +36,16 @@ def section_specs(config: StationConfig, section: str,
     if section == "printers":
         return [ChildSpec.of(PrinterActor, f"printer:{p.name}", p, database, key=p)
                 for p in config.printers if p.enabled]
+    if section == "wrenches":
+        return [ChildSpec.of(WrenchActor, f"wrench:{w.name}", w, database, key=w)
+                for w in config.wrenches if w.enabled]
+    if section == "ups":
+        ups = config.ups
+        if ups is None or not ups.enabled:
+            return []
+        from actors.ups import UpsActor  # NUT only where a UPS is configured
+
+        return [ChildSpec.of(UpsActor, "ups", ups, key=ups)]
     if section == "gpio":
         gpio = config.gpio
         if not (gpio.buttons or gpio.leds):

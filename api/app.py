@@ -24,7 +24,9 @@ from api import (
     scanners,
     system,
     traceability,
+    ups,
     users,
+    wrenches,
     ws,
 )
 from api.http import Facade
@@ -67,7 +69,8 @@ def create_app(runtime: Runtime, station: StationConfig, token_secret: bytes) ->
                traceability.codes_blueprint, traceability.batches_blueprint,
                traceability.accounting_blueprint, journal.blueprint, events.blueprint,
                config.blueprint,
-               config.catalog_blueprint, ws.blueprint):
+               config.catalog_blueprint, wrenches.blueprint, wrenches.torque_blueprint,
+               wrenches.catalog_blueprint, ups.blueprint, ws.blueprint):
         app.register_blueprint(bp)
     _install_errors(app)
     _install_metrics(app, runtime)

@@ -9,8 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from controller.plc_config import IMPLEMENTED_PROTOCOLS, UNSUPPORTED_PROTOCOLS, Protocol
+from controller.wrench_config import (
+    OPEN_PROTOCOL_PORT,
+    UNSUPPORTED_WRENCH_PROTOCOLS,
+    WrenchManufacturer,
+    WrenchProtocol,
+)
 
-__all__ = ["plc_protocols", "printers", "scanners"]
+__all__ = ["plc_protocols", "printers", "scanners", "wrenches"]
 
 _PLC_FIELDS: dict[Protocol, dict[str, Any]] = {
     Protocol.MODBUS_TCP: {"link": ["host", "port", "unit", "timeout_ms", "poll_interval_ms"],
@@ -62,3 +68,15 @@ def printers() -> dict[str, Any]:
     """Printer drivers of seed 002: Zebra ZPL over raw TCP 9100 (docs/zpl-templates.md)."""
     return {"models": [{"model": "ZEBRA_ZPL", "transport": "TCP", "default_port": 9100}],
             "available": True}
+
+
+def wrenches() -> dict[str, Any]:
+    """Smart wrench drivers of seed 000: Open Protocol over TCP 4545 (docs/open-protocol.md)."""
+    return {
+        "protocols": [{"protocol": p.value, "supported": p not in UNSUPPORTED_WRENCH_PROTOCOLS,
+                       "default_port": OPEN_PROTOCOL_PORT
+                       if p is WrenchProtocol.OPEN_PROTOCOL else None}
+                      for p in WrenchProtocol],
+        "manufacturers": [m.value for m in WrenchManufacturer],
+        "available": True,
+    }

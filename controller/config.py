@@ -46,6 +46,8 @@ from controller.plc_config import (
 from controller.printer_config import PrinterConfig
 from controller.scanner_config import ScannerConfig
 from controller.trace_config import TraceabilityConfig
+from controller.ups_config import UpsConfig
+from controller.wrench_config import WrenchConfig
 
 __all__ = [
     "IMPLEMENTED_PROTOCOLS",
@@ -79,7 +81,9 @@ __all__ = [
     "SupervisionConfig",
     "TagBinding",
     "TraceabilityConfig",
+    "UpsConfig",
     "ValueType",
+    "WrenchConfig",
     "check_station",
     "embedded_demo_config_path",
     "load_config",
@@ -175,6 +179,9 @@ class SimConfig(_Table):
     scanner_period_s: Seconds = 2.0  # how often an item passes the reader
     printer: bool = False  # a ZPL label printer
     printer_port: Port = 9101
+    wrench: bool = False  # an Open Protocol torque controller tightening now and then
+    wrench_port: Port = 4545
+    wrench_period_s: Seconds = 5.0  # how often the simulated operator tightens
 
 
 class StationConfig(_Table):
@@ -185,9 +192,11 @@ class StationConfig(_Table):
     plcs: tuple[PlcConfig, ...] = ()
     scanners: tuple[ScannerConfig, ...] = ()
     printers: tuple[PrinterConfig, ...] = ()
+    wrenches: tuple[WrenchConfig, ...] = ()
     gateways: GatewaysConfig = GatewaysConfig()
     gpio: GpioConfig = GpioConfig()
     traceability: TraceabilityConfig = TraceabilityConfig()
+    ups: UpsConfig | None = None  # the station's UPS, read over NUT (none when left out)
     # Absent means no simulators: a real station must not open a fake PLC by default.
     sim: SimConfig | None = None
 
@@ -367,6 +376,7 @@ def _ports_distinct(key: str, station: StationConfig) -> Problems:
             ("sim.opcua_plc_port", station.sim.opcua_plc_port, station.sim.opcua_plc),
             ("sim.scanner_port", station.sim.scanner_port, station.sim.scanner),
             ("sim.printer_port", station.sim.printer_port, station.sim.printer),
+            ("sim.wrench_port", station.sim.wrench_port, station.sim.wrench),
         ]
     for where, port, active in candidates:
         if not active:

@@ -33,6 +33,8 @@ class Category(StrEnum):
     NOTE = "note"  # written by an operator
     PRINTER = "printer"  # print jobs held, failed or done
     TRACEABILITY = "traceability"  # refused scans, ejections, completed batches
+    WRENCH = "wrench"  # NOK tightenings, completed tightening sequences
+    POWER = "power"  # the UPS: on battery, low battery, power back
 
 
 class Classified(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +100,10 @@ def _device(rest: str, d: Mapping[str, Any]) -> Classified | None:
                                   f"{d.get('signal', '?')} shorter than the poll interval")
     if kind == "printer" and what == "job":
         return _print_job(name, d)
+    if kind == "wrench":
+        return _wrench(name, what, d)
+    if kind == "ups" and what == "power" and d.get("alert"):
+        return _power(name, d)
     if kind == "plc" and what == "signal":
         return Classified(severity=Severity.INFO, category=Category.SIGNAL,
                           message=f"{name}.{d.get('signal', '?')} = {d.get('value')!r}")
@@ -118,6 +124,40 @@ def _print_job(printer: str, d: Mapping[str, Any]) -> Classified | None:
     reason = f": {d['reason']}" if d.get("reason") else ""
     return Classified(severity=severity, category=Category.PRINTER,
                       message=f"{printer}: job {d.get('job', '?')}{code} {state}{reason}")
+
+
+def _wrench(wrench: str, what: str, d: Mapping[str, Any]) -> Classified | None:
+    # An OK tightening is evidence (its own table), not news; one entry per bolt would bury
+    # the NOK ones an operator must act on.
+    if what == "result" and d.get("ok") is False:
+        why = d.get("flag") or (f"torque {d.get('torque_nm', '?')} N·m "
+                                f"({d.get('torque_status', '?')}), angle {d.get('angle', '?')}° "
+                                f"({d.get('angle_status', '?')})")
+        return Classified(severity=Severity.WARNING, category=Category.WRENCH,
+                          message=f"{wrench}: NOK tightening {d.get('tightening_id', '?')} "
+                                  f"of pset {d.get('pset', '?')}: {why}")
+    if what == "batch" and d.get("complete"):
+        return Classified(severity=Severity.INFO, category=Category.WRENCH,
+                          message=f"{wrench}: sequence of {d.get('size', '?')} OK tightenings "
+                                  f"of pset {d.get('pset', '?')} complete")
+    return None
+
+
+_POWER_SEVERITY = {"on_battery": Severity.WARNING, "low_battery": Severity.CRITICAL,
+                   "unknown": Severity.ERROR, "online": Severity.INFO}
+_POWER_TEXT = {"on_battery": "on battery", "low_battery": "battery low: coaching pauses, "
+               "the store is flushed", "unknown": "power state unknown", "online": "power back"}
+
+
+def _power(ups: str, d: Mapping[str, Any]) -> Classified:
+    state = str(d.get("state", "unknown"))
+    charge, runtime = d.get("battery_charge"), d.get("battery_runtime_s")
+    battery = "" if charge is None else f" ({charge:g}%" + (
+        f", {runtime // 60} min left)" if isinstance(runtime, int) else ")")
+    reason = f": {d['reason']}" if d.get("reason") else ""
+    return Classified(severity=_POWER_SEVERITY.get(state, Severity.ERROR),
+                      category=Category.POWER,
+                      message=f"UPS {ups}: {_POWER_TEXT.get(state, state)}{battery}{reason}")
 
 
 def _trace(rest: str, d: Mapping[str, Any]) -> Classified | None:

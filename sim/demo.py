@@ -1,5 +1,6 @@
 """The demo station's simulated devices: a Modbus PLC and an OPC-UA PLC with live signals, a
-code reader on a line that now and then reads a repeated or damaged code, and a label printer."""
+code reader on a line that now and then reads a repeated or damaged code, a label printer, and
+a torque controller whose operator tightens a bolt every few seconds (now and then NOK)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ __all__ = ["demo_line_codes", "demo_plc_script", "start_demo_plc"]
 
 _REPEAT_EVERY = 7  # every 7th item carries a code read before (a relabelled bottle)
 _DAMAGE_EVERY = 11  # every 11th code is damaged (a wrong check digit)
+_WRENCH_NOK_RATE = 0.1  # one tightening in ten is NOK, so the journal shows some
 
 
 def _spec(b: Any) -> RegisterSpec:
@@ -101,6 +103,15 @@ def start_demo_plc(config: StationConfig) -> list[Any]:
             printer = ZplPrinterSimulator(host="127.0.0.1", port=sim_config.printer_port)
             printer.start()
             started.append(printer)
+        if sim_config.wrench:
+            from sim.openprotocol_controller import OpenProtocolControllerSim
+
+            wrench = OpenProtocolControllerSim(
+                host="127.0.0.1", port=sim_config.wrench_port, nok_rate=_WRENCH_NOK_RATE,
+                seed=int(time.time()),
+                auto_interval_s=sim_config.wrench_period_s if sim_config.demo_script else None)
+            wrench.start()
+            started.append(wrench)
     except BaseException:
         for thing in reversed(started):
             thing.stop()

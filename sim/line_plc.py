@@ -8,12 +8,9 @@ switches (`send_raw`, `silent`) let tests script a misbehaving PLC.
 from __future__ import annotations
 
 import argparse
-import select
 import socket
 import sys
-import threading
 from collections.abc import Collection, Mapping, Sequence
-from typing import Self
 
 from drivers.linesocket.codec import (
     SNAPSHOT_END,
@@ -25,6 +22,7 @@ from drivers.linesocket.codec import (
     encode_update,
 )
 from sim.cli import serve_until_stopped
+from sim.tcp_server import ThreadedTcpServer
 
 __all__ = ["DEMO_SIGNALS", "DEMO_WRITABLE", "LinePlcSimulator", "main"]
 
@@ -37,13 +35,8 @@ DEMO_SIGNALS: dict[str, str] = {
 }
 DEMO_WRITABLE = frozenset({"release"})
 
-_RECV_BYTES = 65536
-# A client that does not read for this long is dropped rather than stall every other one.
-_SEND_TIMEOUT_S = 2.0
-_JOIN_TIMEOUT_S = 5.0
 
-
-class LinePlcSimulator:
+class LinePlcSimulator(ThreadedTcpServer[LineDecoder]):
     """A PLC that speaks TCP_SOCKET; values survive stop()/start(), connections do not."""
 
     def __init__(
@@ -57,38 +50,16 @@ class LinePlcSimulator:
         values = dict(signals or {})
         for name, text in values.items():
             encode_update(name, text)  # raises ValueError for a bad name or value
-        self._host = host
-        self._port = port
+        super().__init__(host, port, name="line-plc-sim")
+        # Values are guarded by the server's lock, which sends happen under too: a change and
+        # its broadcast happen together, so every client sees changes in the same order.
         self._values = values
         self._writable = frozenset(writable)
-        # One lock for values, the client list and sends: a change and its broadcast
-        # happen together, so every client sees changes in the same order.
-        self._lock = threading.RLock()
-        self._clients: dict[socket.socket, threading.Thread] = {}
-        self._listener: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._acceptor: threading.Thread | None = None
         self._malformed = 0
         self._received = 0
         self.silent = False
         """While True the simulator reads and discards everything and sends nothing
         (send_raw still sends): a PLC whose program hangs with the link up."""
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one until start() has bound a free port)."""
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        """True between start() and stop()."""
-        return self._listener is not None
-
-    @property
-    def connections(self) -> int:
-        """Clients connected right now."""
-        with self._lock:
-            return len(self._clients)
 
     @property
     def malformed(self) -> int:
@@ -101,53 +72,6 @@ class LinePlcSimulator:
         """Lines received from clients (also while silent), since construction."""
         with self._lock:
             return self._received
-
-    def start(self) -> int:
-        """Listen and return the bound port; after stop() it listens on the same port again."""
-        if self._listener is not None:
-            raise RuntimeError("simulator already running")
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            # Our own closed connections sit in TIME_WAIT; a restart must still bind.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((self._host, self._port))
-            listener.listen()
-        except OSError as exc:
-            listener.close()
-            raise OSError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
-        self._port = listener.getsockname()[1]
-        self._listener = listener
-        self._wake = socket.socketpair()
-        self._acceptor = threading.Thread(
-            target=self._accept, args=(listener, self._wake[0]), name="line-plc-sim", daemon=True
-        )
-        self._acceptor.start()
-        return self._port
-
-    def stop(self) -> None:
-        """Stop listening and close every client connection; safe to call twice."""
-        listener, wake, acceptor = self._listener, self._wake, self._acceptor
-        if listener is None or wake is None or acceptor is None:
-            return
-        wake[1].send(b"x")
-        acceptor.join(_JOIN_TIMEOUT_S)
-        listener.close()
-        for end in wake:
-            end.close()
-        self._listener = self._wake = self._acceptor = None
-        with self._lock:
-            clients = list(self._clients.items())
-        for sock, _ in clients:
-            _shutdown(sock)
-        for _, thread in clients:
-            thread.join(_JOIN_TIMEOUT_S)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def get(self, name: str) -> str:
         """Current raw text of signal name (including client writes); KeyError if unknown."""
@@ -174,42 +98,13 @@ class LinePlcSimulator:
 
     # --- connections ---------------------------------------------------------------------
 
-    def _accept(self, listener: socket.socket, wake: socket.socket) -> None:
-        while True:
-            readable, _, _ = select.select([listener, wake], [], [])
-            if wake in readable:
-                return
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                continue  # the peer gave up between select and accept
-            sock.settimeout(_SEND_TIMEOUT_S)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(
-                target=self._serve, args=(sock,), name="line-plc-sim-client", daemon=True
-            )
-            with self._lock:  # started under the lock: stop() must never join an unstarted one
-                self._clients[sock] = thread
-                thread.start()
+    def _on_connect(self, sock: socket.socket) -> LineDecoder:
+        return LineDecoder()
 
-    def _serve(self, sock: socket.socket) -> None:
-        decoder = LineDecoder()
-        try:
-            while True:
-                try:
-                    data = sock.recv(_RECV_BYTES)
-                except TimeoutError:
-                    continue  # idle client; the timeout is there for sends
-                if not data:
-                    return
-                for message in decoder.feed(data):
-                    self._handle(sock, message)
-        except OSError:
-            return  # reset by the client, or shut down by stop()
-        finally:
-            with self._lock:
-                self._clients.pop(sock, None)
-            sock.close()
+    def _on_data(self, sock: socket.socket, state: LineDecoder, data: bytes) -> bool:
+        for message in state.feed(data):
+            self._handle(sock, message)
+        return True
 
     def _handle(self, sock: socket.socket, message: Message) -> None:
         with self._lock:
@@ -228,23 +123,6 @@ class LinePlcSimulator:
             else:
                 # Malformed lines, and `.` or `!` which only a PLC may send.
                 self._malformed += 1
-
-    def _broadcast(self, data: bytes) -> None:
-        for sock in list(self._clients):
-            self._send(sock, data)
-
-    def _send(self, sock: socket.socket, data: bytes) -> None:
-        try:
-            sock.sendall(data)
-        except OSError:
-            _shutdown(sock)  # its reader thread sees the end and unregisters it
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already disconnected
 
 
 def _parse_signal(text: str) -> tuple[str, str]:

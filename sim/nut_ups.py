@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import select
 import socket
 import sys
-import threading
 from collections.abc import Collection, Mapping, Sequence
-from typing import Self
 
 import msgspec
 
@@ -36,6 +33,7 @@ from drivers.nut.codec import (
 )
 from drivers.nut.status import BATTERY_CHARGE, BATTERY_RUNTIME, INPUT_VOLTAGE, UPS_STATUS
 from sim.cli import serve_until_stopped
+from sim.tcp_server import ThreadedTcpServer
 
 __all__ = ["DEMO_COMMANDS", "DEMO_UPS", "DEMO_VARS", "InstantCommand", "NutUpsSimulator", "main"]
 
@@ -60,10 +58,6 @@ VERSION_TEXT = "Network UPS Tools upsd 2.8.0 (Takt simulator)"
 NETVER_TEXT = "1.3"
 HELP_TEXT = "Commands: HELP VER GET LIST SET INSTCMD LOGIN LOGOUT USERNAME PASSWORD STARTTLS"
 
-_RECV_BYTES = 65536
-# A client that does not read for this long is dropped rather than stall the others.
-_SEND_TIMEOUT_S = 2.0
-_JOIN_TIMEOUT_S = 5.0
 _DEFAULT_LOW_PERCENT = 20.0
 
 
@@ -91,15 +85,16 @@ class _Ups:
 
 
 class _Session:
-    """Per-connection login state, as upsd keeps it."""
+    """Per-connection login state, as upsd keeps it, and the connection's line decoder."""
 
     def __init__(self) -> None:
+        self.decoder = CommandDecoder()
         self.username: str | None = None
         self.password: str | None = None
         self.logged_in: str | None = None
 
 
-class NutUpsSimulator:
+class NutUpsSimulator(ThreadedTcpServer[_Session]):
     """A NUT server (upsd) for UPSes held in memory; values survive stop()/start()."""
 
     def __init__(
@@ -117,6 +112,7 @@ class NutUpsSimulator:
         if not given:
             raise ValueError("a NUT server needs at least one UPS")
         descriptions = dict(descriptions or {})
+        super().__init__(host, port, name="nut-sim")
         self._upses: dict[str, _Ups] = {}
         for name, values in given.items():
             for var, value in values.items():
@@ -125,34 +121,11 @@ class NutUpsSimulator:
         self._default_ups = next(iter(self._upses))
         self._users = dict(users or {})
         self._writable = frozenset(writable)
-        self._host = host
-        self._port = port
-        self._lock = threading.RLock()
-        self._clients: dict[socket.socket, threading.Thread] = {}
-        self._listener: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._acceptor: threading.Thread | None = None
         self._requests = 0
         self._malformed = 0
         self._instcmds: list[InstantCommand] = []
 
     # --- observation ---------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one until start() has bound a free port)."""
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        """True between start() and stop()."""
-        return self._listener is not None
-
-    @property
-    def connections(self) -> int:
-        """Clients connected right now."""
-        with self._lock:
-            return len(self._clients)
 
     @property
     def requests(self) -> int:
@@ -233,97 +206,18 @@ class NutUpsSimulator:
             values[BATTERY_RUNTIME] = str(round(target.full_runtime_s * percent / 100))
         return values
 
-    # --- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> int:
-        """Listen and return the bound port; after stop() it listens on the same port again."""
-        if self._listener is not None:
-            raise RuntimeError("simulator already running")
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            # Our own closed connections sit in TIME_WAIT; a restart must still bind.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((self._host, self._port))
-            listener.listen()
-        except OSError as exc:
-            listener.close()
-            raise OSError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
-        self._port = listener.getsockname()[1]
-        self._listener = listener
-        self._wake = socket.socketpair()
-        self._acceptor = threading.Thread(
-            target=self._accept, args=(listener, self._wake[0]), name="nut-sim", daemon=True
-        )
-        self._acceptor.start()
-        return self._port
-
-    def stop(self) -> None:
-        """Stop listening and close every client connection; safe to call twice."""
-        listener, wake, acceptor = self._listener, self._wake, self._acceptor
-        if listener is None or wake is None or acceptor is None:
-            return
-        wake[1].send(b"x")
-        acceptor.join(_JOIN_TIMEOUT_S)
-        listener.close()
-        for end in wake:
-            end.close()
-        self._listener = self._wake = self._acceptor = None
-        with self._lock:
-            clients = list(self._clients.items())
-        for sock, _ in clients:
-            _shutdown(sock)
-        for _, thread in clients:
-            thread.join(_JOIN_TIMEOUT_S)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # --- connections ---------------------------------------------------------------------
 
-    def _accept(self, listener: socket.socket, wake: socket.socket) -> None:
-        while True:
-            readable, _, _ = select.select([listener, wake], [], [])
-            if wake in readable:
-                return
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                continue  # the peer gave up between select and accept
-            sock.settimeout(_SEND_TIMEOUT_S)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(
-                target=self._serve, args=(sock,), name="nut-sim-client", daemon=True
-            )
-            with self._lock:  # started under the lock: stop() must never join an unstarted one
-                self._clients[sock] = thread
-                thread.start()
+    def _on_connect(self, sock: socket.socket) -> _Session:
+        return _Session()
 
-    def _serve(self, sock: socket.socket) -> None:
-        decoder = CommandDecoder()
-        session = _Session()
-        try:
-            while True:
-                try:
-                    data = sock.recv(_RECV_BYTES)
-                except TimeoutError:
-                    continue  # idle client; the timeout is there for sends
-                if not data:
-                    return
-                for request in decoder.feed(data):
-                    answer = self._answer(session, request)
-                    sock.sendall(answer)
-                    if isinstance(request, Request) and request.verb == "LOGOUT":
-                        return
-        except OSError:
-            return  # reset by the client, a stalled send, or shut down by stop()
-        finally:
-            with self._lock:
-                self._clients.pop(sock, None)
-            sock.close()
+    def _on_data(self, sock: socket.socket, state: _Session, data: bytes) -> bool:
+        for request in state.decoder.feed(data):
+            # Unlike a broadcast, a send that fails or stalls ends this connection (OSError).
+            sock.sendall(self._answer(state, request))
+            if isinstance(request, Request) and request.verb == "LOGOUT":
+                return False
+        return True
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -489,13 +383,6 @@ def _number(text: str | None, default: float) -> float:
     except ValueError:
         return default
     return value if math.isfinite(value) else default
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already disconnected
 
 
 def _parse_user(text: str) -> tuple[str, str]:

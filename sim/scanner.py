@@ -15,13 +15,12 @@ import argparse
 import base64
 import hashlib
 import itertools
-import select
 import socket
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Literal, Self
+from typing import Literal
 
 from drivers.scanner.codec import (
     COMMAND_CHECKSUM_MISMATCH,
@@ -37,6 +36,7 @@ from drivers.scanner.codec import (
     encode_response,
 )
 from sim.cli import serve_until_stopped
+from sim.tcp_server import ThreadedTcpServer
 
 __all__ = [
     "DEMO_GTIN",
@@ -57,9 +57,6 @@ Mode = Literal["free", "triggered"]
 DEMO_GTIN = "04607012345677"
 """A GTIN-14 with a valid check digit, for demo and test codes."""
 
-_RECV_BYTES = 65536
-# A client that does not read for this long is dropped rather than stall every other one.
-_SEND_TIMEOUT_S = 2.0
 _JOIN_TIMEOUT_S = 5.0
 _DEMO_PERIOD_S = 1.0
 _SERIAL_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -234,7 +231,7 @@ class ReaderModel:
         return b""
 
 
-class TcpScannerSimulator:
+class TcpScannerSimulator(ThreadedTcpServer[CommandDecoder]):
     """A fixed-mount reader serving results and DMCC on a TCP port; settings survive restarts."""
 
     def __init__(
@@ -248,8 +245,9 @@ class TcpScannerSimulator:
         code_source: Iterator[bytes] | None = None,
         extended: bool = False,
     ) -> None:
-        self._host = host
-        self._port = port
+        super().__init__(host, port, name="scanner-sim")
+        # The model is guarded by the server's lock, which sends happen under too: a code and
+        # its broadcast happen together, so every client sees codes in the same order.
         self._model = ReaderModel(
             mode=mode,
             framing=framing,
@@ -257,32 +255,10 @@ class TcpScannerSimulator:
             code_source=code_source,
             extended=extended,
         )
-        # One lock for the model, the client list and sends: a code and its broadcast
-        # happen together, so every client sees codes in the same order.
-        self._lock = threading.RLock()
-        self._clients: dict[socket.socket, threading.Thread] = {}
-        self._listener: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._acceptor: threading.Thread | None = None
         self.silent = False
         """While True the reader reads and discards everything and sends nothing (send_raw
         still sends): a reader whose firmware hangs with the link up."""
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one until start() has bound a free port)."""
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        """True between start() and stop()."""
-        return self._listener is not None
-
-    @property
-    def connections(self) -> int:
-        """Clients connected right now."""
-        with self._lock:
-            return len(self._clients)
+        self._ignored = 0
 
     @property
     def model(self) -> ReaderModel:
@@ -307,48 +283,6 @@ class TcpScannerSimulator:
         with self._lock:
             return self._model.malformed
 
-    def start(self) -> int:
-        """Listen and return the bound port; after stop() it listens on the same port again."""
-        if self._listener is not None:
-            raise RuntimeError("simulator already running")
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            # Our own closed connections sit in TIME_WAIT; a restart must still bind.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((self._host, self._port))
-            listener.listen()
-        except OSError as exc:
-            listener.close()
-            raise OSError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
-        self._port = listener.getsockname()[1]
-        self._listener = listener
-        self._wake = socket.socketpair()
-        self._acceptor = threading.Thread(
-            target=self._accept, args=(listener, self._wake[0]), name="scanner-sim", daemon=True
-        )
-        self._acceptor.start()
-        return self._port
-
-    def stop(self) -> None:
-        """Stop listening and close every client connection; safe to call twice."""
-        listener, wake, acceptor = self._listener, self._wake, self._acceptor
-        if listener is None or wake is None or acceptor is None:
-            return
-        wake[1].send(b"x")
-        acceptor.join(_JOIN_TIMEOUT_S)
-        listener.close()
-        for end in wake:
-            end.close()
-        self._listener = self._wake = self._acceptor = None
-        self.drop_clients()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def emit(self, code: bytes) -> None:
         """Free-running: send code to every client now. Triggered: queue it for a trigger.
 
@@ -367,79 +301,33 @@ class TcpScannerSimulator:
         with self._lock:
             self._broadcast(bytes(data))
 
+    @property
+    def ignored(self) -> int:
+        """Commands that arrived while silent and were dropped unanswered."""
+        with self._lock:
+            return self._ignored
+
     def drop_clients(self) -> None:
         """Close every client connection (the listener stays up): a reader that reboots."""
-        with self._lock:
-            clients = list(self._clients.items())
-        for sock, _ in clients:
-            _shutdown(sock)
-        for _, thread in clients:
-            if thread is not threading.current_thread():
-                thread.join(_JOIN_TIMEOUT_S)
+        self._drop_clients()
 
     # --- connections ---------------------------------------------------------------------
 
-    def _accept(self, listener: socket.socket, wake: socket.socket) -> None:
-        while True:
-            readable, _, _ = select.select([listener, wake], [], [])
-            if wake in readable:
-                return
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                continue  # the peer gave up between select and accept
-            sock.settimeout(_SEND_TIMEOUT_S)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(
-                target=self._serve, args=(sock,), name="scanner-sim-client", daemon=True
-            )
-            # Started under the lock, so drop_clients() never sees a thread it cannot join.
+    def _on_connect(self, sock: socket.socket) -> CommandDecoder:
+        return CommandDecoder()
+
+    def _on_data(self, sock: socket.socket, state: CommandDecoder, data: bytes) -> bool:
+        for message in state.feed(data):
             with self._lock:
-                self._clients[sock] = thread
-                thread.start()
-
-    def _serve(self, sock: socket.socket) -> None:
-        decoder = CommandDecoder()
-        try:
-            while True:
-                try:
-                    data = sock.recv(_RECV_BYTES)
-                except TimeoutError:
-                    continue  # idle client; the timeout is there for sends
-                if not data:
-                    return
-                for message in decoder.feed(data):
-                    with self._lock:
-                        if self.silent:
-                            continue
-                        answer, broadcast = self._model.handle(message)
-                        if answer:
-                            self._send(sock, answer)
-                        if broadcast:
-                            self._broadcast(broadcast)
-        except OSError:
-            return  # reset by the client, or shut down by stop()
-        finally:
-            with self._lock:
-                self._clients.pop(sock, None)
-            sock.close()
-
-    def _broadcast(self, data: bytes) -> None:
-        for sock in list(self._clients):
-            self._send(sock, data)
-
-    def _send(self, sock: socket.socket, data: bytes) -> None:
-        try:
-            sock.sendall(data)
-        except OSError:
-            _shutdown(sock)  # its reader thread sees the end and unregisters it
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already disconnected
+                if self.silent:
+                    self._ignored += 1
+                    continue
+                answer, broadcast = self._model.handle(message)
+                if answer:
+                    self._send(sock, answer)
+                if broadcast:
+                    self._broadcast(broadcast)
+        return True
 
 
 def _gtin14(gtin: str) -> str:

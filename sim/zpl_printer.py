@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import select
 import socket
 import sys
-import threading
 from collections import deque
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Self
+from typing import NamedTuple
 
 import msgspec
 
@@ -39,12 +37,10 @@ from drivers.zpl.status import (
     encode_sgd_value,
 )
 from sim.cli import serve_until_stopped
+from sim.tcp_server import ThreadedTcpServer
 
 __all__ = ["MAX_QUANTITY", "DropPoint", "PrintedLabel", "ZplPrinterSimulator", "main"]
 
-_RECV_BYTES = 65536
-_SEND_TIMEOUT_S = 2.0
-_JOIN_TIMEOUT_S = 5.0
 # A ^PQ above this is refused (counted, not printed): a test printing millions of labels
 # into a list is a bug in the test.
 MAX_QUANTITY = 10_000
@@ -69,25 +65,26 @@ class PrintedLabel(msgspec.Struct, frozen=True, kw_only=True):
     fields: tuple[Field, ...]
 
 
-class ZplPrinterSimulator:
+class _Connection(NamedTuple):
+    """What one client's bytes go through: a format is per connection, as on a printer."""
+
+    tokenizer: ZplTokenizer
+    reader: FormatReader
+
+
+class ZplPrinterSimulator(ThreadedTcpServer[_Connection]):
     """A Zebra printer on raw TCP; labels, counter and buffer survive stop()/start()."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, label_count: int = 0) -> None:
-        self._host = host
-        self._port = port
-        # One lock for the printer state and the client list; sends happen under it too,
+        super().__init__(host, port, name="zpl-sim")
+        # The printer state is guarded by the server's lock, which sends happen under too,
         # so an answer always reflects the state at the moment it was asked.
-        self._lock = threading.RLock()
         self._counter = label_count
         self._labels: list[PrintedLabel] = []
         self._buffer: deque[LabelFormat] = deque()
         self._switches = {"paper_out": False, "paused": False, "head_open": False,
                           "ribbon_out": False, "hold": False}  # fmt: skip
         self._partial: set[socket.socket] = set()
-        self._clients: dict[socket.socket, threading.Thread] = {}
-        self._listener: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._acceptor: threading.Thread | None = None
         self._ignored = 0
         self._discarded = 0
         self._formats_received = 0
@@ -199,12 +196,6 @@ class ZplPrinterSimulator:
         with self._lock:
             return self._queries
 
-    @property
-    def connections(self) -> int:
-        """Clients connected right now."""
-        with self._lock:
-            return len(self._clients)
-
     def status(self) -> PrinterStatus:
         """The status the printer reports to ~HS right now."""
         with self._lock:
@@ -223,116 +214,28 @@ class ZplPrinterSimulator:
                 labels_remaining=min(remaining, 99_999_999),
             )
 
-    # --- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound port (the requested one until start() has bound a free port)."""
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        """True between start() and stop()."""
-        return self._listener is not None
-
-    def start(self) -> int:
-        """Listen and return the bound port; after stop() it listens on the same port again."""
-        if self._listener is not None:
-            raise RuntimeError("simulator already running")
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            # Our own closed connections sit in TIME_WAIT; a restart must still bind.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((self._host, self._port))
-            listener.listen()
-        except OSError as exc:
-            listener.close()
-            raise OSError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
-        self._port = listener.getsockname()[1]
-        self._listener = listener
-        self._wake = socket.socketpair()
-        self._acceptor = threading.Thread(
-            target=self._accept, args=(listener, self._wake[0]), name="zpl-sim", daemon=True
-        )
-        self._acceptor.start()
-        return self._port
-
-    def stop(self) -> None:
-        """Stop listening and close every connection; safe to call twice."""
-        listener, wake, acceptor = self._listener, self._wake, self._acceptor
-        if listener is None or wake is None or acceptor is None:
-            return
-        wake[1].send(b"x")
-        acceptor.join(_JOIN_TIMEOUT_S)
-        listener.close()
-        for end in wake:
-            end.close()
-        self._listener = self._wake = self._acceptor = None
-        with self._lock:
-            clients = list(self._clients.items())
-        for sock, _ in clients:
-            _shutdown(sock)
-        for _, thread in clients:
-            thread.join(_JOIN_TIMEOUT_S)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # --- connections ---------------------------------------------------------------------
 
-    def _accept(self, listener: socket.socket, wake: socket.socket) -> None:
-        while True:
-            readable, _, _ = select.select([listener, wake], [], [])
-            if wake in readable:
-                return
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                continue  # the peer gave up between select and accept
-            sock.settimeout(_SEND_TIMEOUT_S)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            thread = threading.Thread(
-                target=self._serve, args=(sock,), name="zpl-sim-client", daemon=True
-            )
-            with self._lock:
-                self._clients[sock] = thread
-            thread.start()
+    def _on_connect(self, sock: socket.socket) -> _Connection:
+        return _Connection(ZplTokenizer(), FormatReader())
 
-    def _serve(self, sock: socket.socket) -> None:
-        tokenizer = ZplTokenizer()
-        reader = FormatReader()
-        try:
-            while True:
-                try:
-                    data = sock.recv(_RECV_BYTES)
-                except TimeoutError:
-                    continue  # idle client; the timeout is there for sends
-                if not data:
-                    break
-                ignored, discarded = tokenizer.ignored, reader.discarded
-                tokens = tokenizer.feed(data)
-                with self._lock:
-                    self._ignored += tokenizer.ignored - ignored
-                    keep = self._handle(sock, reader, tokens)
-                    self._discarded += reader.discarded - discarded
-                    if not keep:
-                        break
-        except OSError:
-            pass  # reset by the client, or shut down by stop()
-        finally:
-            with self._lock:
-                # A format without its ^XZ never prints, as on a real printer.
-                discarded = reader.discarded
-                reader.discard()
-                self._discarded += reader.discarded - discarded
-                self._partial.discard(sock)
-                self._clients.pop(sock, None)
-            _shutdown(sock)
-            sock.close()
+    def _on_data(self, sock: socket.socket, state: _Connection, data: bytes) -> bool:
+        tokenizer, reader = state
+        ignored, discarded = tokenizer.ignored, reader.discarded
+        tokens = tokenizer.feed(data)
+        with self._lock:
+            self._ignored += tokenizer.ignored - ignored
+            keep = self._handle(sock, reader, tokens)
+            self._discarded += reader.discarded - discarded
+            return keep
+
+    def _on_disconnect(self, sock: socket.socket, state: _Connection) -> None:
+        # A format without its ^XZ never prints, as on a real printer.
+        reader = state.reader
+        discarded = reader.discarded
+        reader.discard()
+        self._discarded += reader.discarded - discarded
+        self._partial.discard(sock)
 
     def _handle(self, sock: socket.socket, reader: FormatReader, tokens: list[Token]) -> bool:
         """Act on tokens (holding the lock); False once the connection is to be dropped."""
@@ -369,7 +272,7 @@ class ZplPrinterSimulator:
         name = command.name
         if name == "HS":
             self._queries += 1
-            _send(sock, encode_host_status(self.status()))
+            self._send(sock, encode_host_status(self.status()))
         elif name == "PP":
             self._switches["paused"] = True
         elif name == "PS":
@@ -386,9 +289,9 @@ class ZplPrinterSimulator:
             return  # setvar/do: nothing here needs them
         self._queries += 1
         if match[1].lower() == LABEL_COUNT_VARIABLE:
-            _send(sock, encode_sgd_value(str(self._counter)))
+            self._send(sock, encode_sgd_value(str(self._counter)))
         else:
-            _send(sock, encode_sgd_value("?"))  # what a printer answers for an unknown name
+            self._send(sock, encode_sgd_value("?"))  # what a printer answers for an unknown name
 
     def _print_ready(self) -> None:
         # Called holding the lock: print buffered formats while nothing stops the printer.
@@ -397,20 +300,6 @@ class ZplPrinterSimulator:
             for _ in range(label_format.quantity):
                 self._counter += 1
                 self._labels.append(PrintedLabel(number=self._counter, fields=label_format.fields))
-
-
-def _send(sock: socket.socket, data: bytes) -> None:
-    try:
-        sock.sendall(data)
-    except OSError:
-        _shutdown(sock)  # its reader thread sees the end and unregisters it
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already disconnected
 
 
 def main(argv: Sequence[str] | None = None) -> int:

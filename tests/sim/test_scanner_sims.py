@@ -279,6 +279,7 @@ def test_fault_switches(
     sim.silent = True
     sim.emit(b"LOST")
     peer.send(b"||>GET DEVICE.NAME\r\n")
+    wait_for(lambda: sim.ignored == 1)  # read and dropped while silent, not answered later
     sim.send_raw(b"\xffgarbage\r\n")  # still sent while silent
     assert peer.read_until(lambda got: got.endswith(b"\n")) == b"\xffgarbage\r\n"
     sim.silent = False

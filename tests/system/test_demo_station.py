@@ -59,7 +59,7 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     tmp = tmp_path_factory.mktemp("demo")
-    ports = {p: free_port() for p in (8080, 5020, 5021, 4840, 4841, 5023, 9101)}
+    ports = {p: free_port() for p in (8080, 5020, 5021, 4840, 4841, 5023, 9101, 4545)}
     text = embedded_demo_config_path().read_text()
     for old, new in ports.items():
         text = re.sub(rf"\b{old}\b", str(new), text)
@@ -181,3 +181,15 @@ def _journaled(entries: list[dict[str, Any]]) -> bool:
     return (any(e["category"] == "traceability" and "refused" in e["message"] for e in entries)
             and any("complete (3 items)" in m for m in messages)
             and any(e["category"] == "printer" and " done" in e["message"] for e in entries))
+
+
+def test_the_ups_goes_to_battery_and_back(demo: Demo) -> None:
+    status = eventually(lambda: (s := demo.get("/api/v1/ups/status"))["status"] and s)
+    assert status["status"]["state"] == "online" and status["status"]["simulated"]
+    r = demo.http.post("/api/v1/ups/simulate", json={"on_battery": True, "battery_percent": 15})
+    assert r.status_code == 200 and r.json()["state"] == "low_battery"
+    r = demo.http.post("/api/v1/ups/simulate", json={"on_battery": False})
+    assert r.json()["state"] == "online"
+    entries = eventually(lambda: len(
+        items := demo.get("/api/v1/events?category=power")["items"]) >= 2 and items)
+    assert [e["severity"] for e in entries[:2]] == ["info", "critical"]
