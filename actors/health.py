@@ -98,7 +98,8 @@ class HealthRegistry:
         if self._bus is not None:
             self._bus.publish(
                 f"health.{name}",
-                {"state": state.value, "previous": previous.value, "error": error},
+                {"state": state.value, "previous": previous.value, "error": error,
+                 "stopped": stopped},
                 source=name,
                 durable=HealthState.DOWN in (state, previous),
             )

@@ -74,6 +74,11 @@ def classify(topic: str, source: str | None, data: Any) -> Classified | None:
 
 def _health(component: str, d: Mapping[str, Any]) -> Classified | None:
     state, previous = d.get("state"), d.get("previous")
+    if state == "DOWN" and d.get("stopped"):
+        # Stopped on purpose (a disconnect asked for, a shutdown): news, not a fault.
+        reason = f": {d['error']}" if d.get("error") else ""
+        return Classified(severity=Severity.INFO, category=Category.DEVICE,
+                          message=f"{component} stopped{reason}")
     if state == "DOWN":
         error = d.get("error")
         return Classified(severity=Severity.ERROR, category=Category.DEVICE,

@@ -37,6 +37,11 @@ def test_a_device_going_down_is_an_error_and_coming_back_is_info() -> None:
     back = classify("health.plc:line1", "plc:line1", {"state": "UP", "previous": "DOWN"})
     assert back is not None and back.message == "plc:line1 back"
     assert classify("health.plc:line1", "plc:line1", {"state": "UP", "previous": "UNKNOWN"}) is None
+    asked = classify("health.wrench:nut", "wrench:nut", {
+        "state": "DOWN", "previous": "UP", "error": "disconnected on request by admin",
+        "stopped": True})
+    assert asked is not None and (asked.severity, asked.message) == (
+        Severity.INFO, "wrench:nut stopped: disconnected on request by admin")
 
 
 def test_plc_problems_are_warnings_and_notes_keep_their_severity() -> None:
