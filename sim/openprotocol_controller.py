@@ -19,7 +19,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Self
 
 import msgspec
 
@@ -54,6 +53,7 @@ from drivers.openprotocol.mids import (
     encode_message,
 )
 from sim.cli import serve_until_stopped
+from sim.tcp_server import RECV_BYTES, ThreadedTcpServer
 
 __all__ = [
     "DEMO_PSETS",
@@ -63,9 +63,6 @@ __all__ = [
     "main",
 ]
 
-_RECV_BYTES = 65536
-# A client that does not read for this long is dropped rather than stall every other one.
-_SEND_TIMEOUT_S = 2.0
 _JOIN_TIMEOUT_S = 5.0
 # Upper bound of one wait in a client thread, so switches and stop() are noticed promptly.
 _MAX_WAIT_S = 0.5
@@ -139,7 +136,18 @@ class MalformedKind(StrEnum):
     BAD_RESULT = "bad_result"  # a well-framed MID 0061 whose torque is not a number
 
 
-class OpenProtocolControllerSim:
+class _Client:
+    """One connection: its frame decoder and session state; guarded by the simulator's lock."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.decoder = FrameDecoder()
+        self.started = False
+        self.subscribed = False
+        self.last_received = time.monotonic()
+
+
+class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
     """A torque controller that speaks Open Protocol; state survives stop()/start().
 
     Results are drawn from a seeded random generator: with probability nok_rate a
@@ -175,8 +183,7 @@ class OpenProtocolControllerSim:
         self._psets = {pset.number: pset for pset in psets}
         if not self._psets:
             raise ValueError("at least one pset is needed")
-        self._host = host
-        self._port = port
+        super().__init__(host, port, name="op-sim")
         self._max_revision = max_revision
         self._max_clients = max_clients
         self._cell_id = cell_id
@@ -190,13 +197,9 @@ class OpenProtocolControllerSim:
         self._random = random.Random(seed)
         self._auto_interval_s = auto_interval_s
         self._now = now
-        # One lock for state, the client list and sends: a state change and what it sends
-        # happen together, so every client sees them in the same order.
-        self._lock = threading.RLock()
-        self._clients: dict[socket.socket, _Client] = {}
-        self._listener: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._acceptor: threading.Thread | None = None
+        # The state is guarded by the server's lock, which sends happen under too: a state
+        # change and what it sends happen together, so every client sees them in one order.
+        self._sessions: dict[socket.socket, _Client] = {}
         self._auto: threading.Thread | None = None
         self._auto_stop = threading.Event()
         self._silent = False
@@ -213,32 +216,16 @@ class OpenProtocolControllerSim:
     # --- observation -----------------------------------------------------------------------
 
     @property
-    def port(self) -> int:
-        """The bound port (the requested one until start() has bound a free port)."""
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        """True between start() and stop()."""
-        return self._listener is not None
-
-    @property
-    def connections(self) -> int:
-        """TCP clients connected right now."""
-        with self._lock:
-            return len(self._clients)
-
-    @property
     def sessions(self) -> int:
         """Clients with a started session (MID 0001 accepted) right now."""
         with self._lock:
-            return sum(client.started for client in self._clients.values())
+            return sum(client.started for client in self._sessions.values())
 
     @property
     def subscribers(self) -> int:
         """Clients subscribed to tightening results right now."""
         with self._lock:
-            return sum(client.subscribed for client in self._clients.values())
+            return sum(client.subscribed for client in self._sessions.values())
 
     @property
     def tool_enabled(self) -> bool:
@@ -284,53 +271,15 @@ class OpenProtocolControllerSim:
 
     def start(self) -> int:
         """Listen and return the bound port; after stop() it listens on the same port again."""
-        if self._listener is not None:
-            raise RuntimeError("simulator already running")
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            # Our own closed connections sit in TIME_WAIT; a restart must still bind.
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((self._host, self._port))
-            listener.listen()
-        except OSError as exc:
-            listener.close()
-            raise OSError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
-        self._port = listener.getsockname()[1]
-        self._listener = listener
-        self._wake = socket.socketpair()
-        self._acceptor = threading.Thread(
-            target=self._accept, args=(listener, self._wake[0]), name="op-sim", daemon=True
-        )
-        self._acceptor.start()
+        port = super().start()
         if self._auto_interval_s is not None:
             self.start_auto(self._auto_interval_s)
-        return self._port
+        return port
 
     def stop(self) -> None:
         """Stop listening, the automatic mode and every connection; safe to call twice."""
         self.stop_auto()
-        listener, wake, acceptor = self._listener, self._wake, self._acceptor
-        if listener is None or wake is None or acceptor is None:
-            return
-        wake[1].send(b"x")
-        acceptor.join(_JOIN_TIMEOUT_S)
-        listener.close()
-        for end in wake:
-            end.close()
-        self._listener = self._wake = self._acceptor = None
-        with self._lock:
-            clients = list(self._clients.values())
-        for client in clients:
-            _shutdown(client.sock)
-        for client in clients:
-            client.thread.join(_JOIN_TIMEOUT_S)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # --- the tool --------------------------------------------------------------------------
 
@@ -381,10 +330,10 @@ class OpenProtocolControllerSim:
             )
             if not self._silent:
                 data = encode_message(result)
-                for client in list(self._clients.values()):
+                for client in list(self._sessions.values()):
                     if client.subscribed:
                         self._results_sent += 1
-                        self._send(client, data)
+                        self._send(client.sock, data)
             return result
 
     def start_auto(self, interval_s: float) -> None:
@@ -459,10 +408,7 @@ class OpenProtocolControllerSim:
 
     def drop_link(self) -> None:
         """Close every client connection at once, as a controller reboot would."""
-        with self._lock:
-            clients = list(self._clients.values())
-        for client in clients:
-            _shutdown(client.sock)
+        self._drop_clients(wait=False)
 
     def go_silent(self, silent: bool = True) -> None:
         """While silent, read and count everything but answer nothing, keep-alives included
@@ -471,65 +417,50 @@ class OpenProtocolControllerSim:
             self._silent = silent
             if not silent:
                 now = time.monotonic()
-                for client in self._clients.values():
+                for client in self._sessions.values():
                     client.last_received = now  # the hang was ours, not the client's
 
     def send_malformed(self, kind: MalformedKind | str) -> None:
         """Send one malformed frame of kind to every connected client."""
-        data = _malformed_bytes(MalformedKind(kind))
-        with self._lock:
-            for client in list(self._clients.values()):
-                self._send(client, data)
+        self._broadcast(_malformed_bytes(MalformedKind(kind)))
 
     # --- connections -----------------------------------------------------------------------
 
-    def _accept(self, listener: socket.socket, wake: socket.socket) -> None:
-        while True:
-            readable, _, _ = select.select([listener, wake], [], [])
-            if wake in readable:
-                return
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                continue  # the peer gave up between select and accept
-            sock.settimeout(_SEND_TIMEOUT_S)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client = _Client(sock)
-            client.thread = threading.Thread(
-                target=self._serve, args=(client,), name="op-sim-client", daemon=True
-            )
-            with self._lock:  # started under the lock: stop() must never join an unstarted one
-                self._clients[sock] = client
-                client.thread.start()
+    def _on_connect(self, sock: socket.socket) -> _Client:
+        client = _Client(sock)
+        with self._lock:
+            self._sessions[sock] = client
+        return client
 
-    def _serve(self, client: _Client) -> None:
-        decoder = FrameDecoder()
-        sock = client.sock
+    def _on_disconnect(self, sock: socket.socket, state: _Client) -> None:
+        self._sessions.pop(sock, None)
+
+    def _serve(self, sock: socket.socket, state: _Client) -> None:
+        # The base's loop only reads; a controller also closes a link that stays silent.
         try:
             while True:
                 with self._lock:
                     silent = self._silent
-                    idle = time.monotonic() - client.last_received
+                    idle = time.monotonic() - state.last_received
                 if not silent and idle > self._silence_s:
                     return  # the client stopped talking: a controller closes the link
                 wait = _MAX_WAIT_S if silent else min(_MAX_WAIT_S, self._silence_s - idle)
                 readable, _, _ = select.select([sock], [], [], max(wait, 0.0))
                 if not readable:
                     continue
-                data = sock.recv(_RECV_BYTES)
-                if not data:
+                data = sock.recv(RECV_BYTES)
+                if not data or not self._on_data(sock, state, data):
                     return
-                with self._lock:
-                    client.last_received = time.monotonic()
-                for event in decoder.feed(data):
-                    self._handle(client, event)
-        except (OSError, ValueError):
-            return  # reset by the client, or shut down by stop() / drop_link()
-        finally:
-            with self._lock:
-                self._clients.pop(sock, None)
-            _shutdown(sock)
-            sock.close()
+        except ValueError:
+            # A reply whose fields do not fit the wire; the base ends a connection on OSError only.
+            return
+
+    def _on_data(self, sock: socket.socket, state: _Client, data: bytes) -> bool:
+        with self._lock:
+            state.last_received = time.monotonic()
+        for event in state.decoder.feed(data):
+            self._handle(state, event)
+        return True
 
     def _handle(self, client: _Client, event: StreamEvent) -> None:
         with self._lock:
@@ -549,7 +480,7 @@ class OpenProtocolControllerSim:
             # Before MID 0001 a controller ignores everything.
 
     def _start_session(self, client: _Client, frame: Frame) -> None:
-        others = sum(c.started for c in self._clients.values() if c is not client)
+        others = sum(c.started for c in self._sessions.values() if c is not client)
         if client.started or others >= self._max_clients:
             self._error(client, frame.mid, ErrorCode.CLIENT_ALREADY_CONNECTED)
         elif frame.revision > self._max_revision:
@@ -614,24 +545,7 @@ class OpenProtocolControllerSim:
         self._reply(client, CommandError(mid=mid, error=error))
 
     def _reply(self, client: _Client, message: Message) -> None:
-        self._send(client, encode_message(message))
-
-    def _send(self, client: _Client, data: bytes) -> None:
-        try:
-            client.sock.sendall(data)
-        except OSError:
-            _shutdown(client.sock)  # its thread sees the end and unregisters it
-
-
-class _Client:
-    """One connection and its session state; guarded by the simulator's lock."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.thread = threading.Thread()
-        self.started = False
-        self.subscribed = False
-        self.last_received = time.monotonic()
+        self._send(client.sock, encode_message(message))
 
 
 def _judge(value: int, low: int, high: int) -> LimitStatus:
@@ -688,13 +602,6 @@ def _malformed_bytes(kind: MalformedKind) -> bytes:
         )
     )
     return result.replace(b"15424242", b"1542X242", 1)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already disconnected
 
 
 def main(argv: Sequence[str] | None = None) -> int:

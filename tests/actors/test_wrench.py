@@ -272,7 +272,9 @@ def test_malformed_frames_are_counted_and_results_keep_flowing(
 def test_keep_alives_hold_the_link_and_a_silent_controller_is_lost(
         runtime: Runtime, vclock: VirtualClock, controller: OpenProtocolControllerSim,
         database: duckdb.DuckDBPyConnection) -> None:
-    start(runtime, database, controller.port, keepalive_ms=60)
+    # Short enough for a quick test, long enough that a loaded machine does not delay an echo
+    # past the silence limit (two keep-alive periods) while the controller is fine.
+    start(runtime, database, controller.port, keepalive_ms=300)
     settle(runtime, vclock, lambda: controller.received(Mid.KEEP_ALIVE) >= 3)
     assert runtime.health.state("wrench:w1") == HealthState.UP
     controller.go_silent()

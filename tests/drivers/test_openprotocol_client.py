@@ -187,6 +187,9 @@ def test_reconnect_after_the_controller_dropped_the_link(
     assert not link.connected
     with pytest.raises(DeviceUnavailable, match="link lost"):
         link.select_pset(1)
+    # The controller takes one client: reconnect once it has let the old session go (a
+    # reconnect before that is refused with error 96, as a real controller does).
+    wait_for(lambda: sim.connections == 0)
     link.connect()
     link.select_pset(2)
     assert sim.selected_pset == 2
