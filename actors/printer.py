@@ -10,17 +10,14 @@ when the label counter shows its labels printed.
 The actor does not fail when the printer is unreachable, paused or out of paper: it keeps its
 jobs (`held`, with the reason), reports them on `device.printer.<name>.job`, polls `~HS`
 every status_poll_ms, reconnects, and resumes held jobs once the printer is ready again. The
-client's blocking requests run in order on a thread of the actor's own (`_Link`), so a silent
-printer never keeps the actor from answering or from stopping.
+client's blocking requests run in order on a thread of the actor's own (`PrinterLink`,
+actors/printer_link.py), so a silent printer never keeps the actor from answering or from
+stopping. What it is asked and answers is in actors/printer_messages.py.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
 import re
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,19 +27,52 @@ import msgspec
 from actors.base import handles
 from actors.database import DatabaseActor
 from actors.health import HealthState
-from actors.runtime import ActorUnavailable, Reply, Runtime, tell
+from actors.printer_link import (
+    Connected,
+    LinkBroken,
+    LinkOp,
+    Polled,
+    Prepared,
+    Printed,
+    PrinterLink,
+    Tested,
+    connect_op,
+    poll_op,
+    prepare_op,
+    print_op,
+    printer_test_op,
+)
+from actors.printer_messages import (
+    CODE_FIELD,
+    DeleteTemplate,
+    GetPrinterStatus,
+    GetTemplate,
+    InvalidTemplate,
+    ListPrintJobs,
+    ListTemplates,
+    PrintAccepted,
+    PrinterState,
+    PrinterTest,
+    PrintLabel,
+    PrintQueue,
+    PutTemplate,
+    TemplateExists,
+    TemplateNotFound,
+    TemplateView,
+    TestPrinter,
+    check_template,
+)
+from actors.runtime import ActorUnavailable, Reply, Runtime
 from controller.printer_config import (
     BUILTIN_TEMPLATES,
     TEMPLATE_NAME_PATTERN,
     PrinterConfig,
 )
 from controller.timefmt import rfc3339
-from drivers.errors import DeviceUnavailable, DriverError, FrameError
 from drivers.zpl.client import (
     JobInterrupted,
     PartiallyPrinted,
     PrinterNotReady,
-    PrintResult,
     ZplPrinterClient,
 )
 from drivers.zpl.codec import count_labels
@@ -65,347 +95,14 @@ from state.printing import (
     update_job,
 )
 
-__all__ = [
-    "CODE_FIELD",
-    "MAX_LABELS_PER_JOB",
-    "MAX_TEMPLATE_BYTES",
-    "DeleteTemplate",
-    "GetPrinterStatus",
-    "GetTemplate",
-    "InvalidTemplate",
-    "ListPrintJobs",
-    "ListTemplates",
-    "PrintAccepted",
-    "PrintLabel",
-    "PrintQueue",
-    "PrinterActor",
-    "PrinterState",
-    "PrinterTest",
-    "PutTemplate",
-    "TemplateExists",
-    "TemplateNotFound",
-    "TemplateView",
-    "TestPrinter",
-    "check_template",
-]
+__all__ = ["PrinterActor"]
 
-CODE_FIELD = "code"
-"""The placeholder a print request's code fills ({{code}} or {{code|gs1}})."""
-MAX_TEMPLATE_BYTES = 64 * 1024
-MAX_LABELS_PER_JOB = 1000
 # Reconnect attempts to an unreachable printer back off from status_poll_ms up to this.
 _MAX_RECONNECT_S = 5.0
-_log = logging.getLogger("takt.actor.printer")
-
-
-# ---- messages ----------------------------------------------------------------------------------
-
-
-class PrintLabel(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Render a template and queue the job; answered with PrintAccepted once it is stored."""
-
-    code: str | None = None
-    fields: dict[str, str] = {}
-    template: str | None = None  # None: the printer's default_template
-    by: str | None = None
-    # Values a template may use (`code` among them); those it does not use are left out. For
-    # callers that print whatever template an engineer configured (traceability labels).
-    offered: dict[str, str] = {}
-
-
-class PrintAccepted(msgspec.Struct, frozen=True, kw_only=True):
-    job: int
-    printer: str
-    template: str
-    labels: int
-    state: str
-
-
-class GetPrinterStatus(msgspec.Struct, frozen=True, tag=True):
-    pass
-
-
-class TestPrinter(msgspec.Struct, frozen=True, tag=True):
-    """Ask the printer for ~HS now (reconnecting first if it is offline); prints nothing."""
-
-
-class ListPrintJobs(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    state: JobState | None = None
-    before_id: int | None = None
-    limit: int = 100
-
-
-class ListTemplates(msgspec.Struct, frozen=True, tag=True):
-    pass
-
-
-class GetTemplate(msgspec.Struct, frozen=True, tag=True):
-    name: str
-
-
-class PutTemplate(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Store a template, checked first; `create` refuses to replace one (TemplateExists)."""
-
-    name: str
-    body: str
-    by: str | None = None
-    create: bool = False
-
-
-class DeleteTemplate(msgspec.Struct, frozen=True, tag=True):
-    name: str
-
-
-class TemplateNotFound(LookupError):
-    """The printer has no template of that name."""
-
-
-class TemplateExists(Exception):
-    """A template of that name is stored already."""
-
-
-class InvalidTemplate(ValueError):
-    """A template LabelTemplate refuses, or one that prints no label or too many."""
-
-
-class TemplateView(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    body: str
-    placeholders: list[str]
-    labels: int
-    builtin: bool
-    updated_at: str | None = None
-    updated_by: str | None = None
-
-
-class PrintQueue(msgspec.Struct, frozen=True, kw_only=True):
-    pending: int
-    """Jobs waiting their turn or sent and not yet confirmed."""
-    held: int
-    """Jobs kept because the printer cannot print now (reason on each job)."""
-
-
-class PrinterState(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    model: str
-    address: str
-    connection: str  # connected | offline
-    last_error: str | None
-    ready: bool | None  # None until the printer has answered ~HS
-    problems: list[str]
-    paper_out: bool | None
-    paused: bool | None
-    head_open: bool | None
-    ribbon_out: bool | None
-    formats_in_buffer: int | None
-    labels_remaining: int | None
-    label_count: int | None  # the printer's lifetime counter, as last read
-    status_at: str | None  # when ~HS last answered
-    queue: PrintQueue
-    jobs: dict[str, int]  # stored jobs of this printer by state
-    malformed: int
-
-
-class PrinterTest(msgspec.Struct, frozen=True, kw_only=True):
-    ok: bool
-    connected: bool
-    ready: bool | None
-    problems: list[str]
-    error: str | None
-    latency_ms: float
-
-
-# ---- templates ---------------------------------------------------------------------------------
-
-
-def check_template(body: str) -> tuple[LabelTemplate, int]:
-    """The compiled template and how many labels it prints; InvalidTemplate says why not."""
-    size = len(body.encode("utf-8", "replace"))
-    if size > MAX_TEMPLATE_BYTES:
-        raise InvalidTemplate(f"the template has {size} bytes; at most {MAX_TEMPLATE_BYTES}")
-    try:
-        template = LabelTemplate(body)
-    except ValueError as exc:
-        raise InvalidTemplate(str(exc)) from None
-    # Placeholders stand only in field data, so the template text counts as its renderings do.
-    labels = count_labels(body.encode("utf-8"))
-    if labels < 1:
-        raise InvalidTemplate("the template prints no label: it needs a ^XA...^XZ format")
-    if labels > MAX_LABELS_PER_JOB:
-        raise InvalidTemplate(f"the template prints {labels} labels; at most "
-                              f"{MAX_LABELS_PER_JOB} per job")
-    return template, labels
-
-
-# ---- the link: the printer's blocking requests, on a thread of its own --------------------------
 
 
 class _Tick(msgspec.Struct, frozen=True):
-    pass
-
-
-class _Connected(msgspec.Struct, frozen=True):
-    error: str | None
-
-
-class _Polled(msgspec.Struct, frozen=True):
-    status: PrinterStatus | None  # None: the link failed (error says why)
-    count: int | None
-    error: str | None
-
-
-class _Prepared(msgspec.Struct, frozen=True):
-    """The head job's first step: the status, and the label counter if it can be sent now."""
-
-    job_id: int
-    status: PrinterStatus | None  # None: the link failed
-    count: int | None  # None: not ready or not idle (see status), or the link failed
-    error: str | None
-
-
-class _Printed(msgspec.Struct, frozen=True):
-    job_id: int
-    result: PrintResult | None
-    error: Any  # the DriverError or ValueError print_job raised
-
-
-class _Tested(msgspec.Struct, frozen=True):
-    reply: Any  # the TestPrinter request's reply callback
-    status: PrinterStatus | None
-    count: int | None
-    error: str | None
-    latency_ms: float
-
-
-class _LinkBroken(msgspec.Struct, frozen=True):
-    error: str
-
-
-_Op = Callable[[ZplPrinterClient], Any]
-
-
-class _Link:
-    """Runs the client's blocking requests in order on a daemon thread and tells each result to
-    the actor, so the actor answers, and stops, while a printer is slow or silent.
-
-    A request counts as in flight from submit() until its result is told: quiescence (tests,
-    replay) waits for the printer as for any message.
-    """
-
-    def __init__(self, runtime: Runtime, ref: Any, client: ZplPrinterClient, name: str) -> None:
-        self.client = client
-        self._runtime, self._ref = runtime, ref
-        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{name}-link", daemon=True)
-        self._thread.start()
-
-    def submit(self, op: _Op) -> None:
-        self._runtime.inflight.add()
-        self._ops.put(op)
-
-    def close(self) -> None:
-        """Run nothing more; the request under way ends early as the client closes."""
-        self._closed.set()
-        self._ops.put(None)
-        # On a thread of its own: closing waits for the client's lock, which a connect to a
-        # host that never answers holds for up to timeout_ms; the actor must stop at once.
-        threading.Thread(target=self.client.close, name=f"{self._thread.name}-close",
-                         daemon=True).start()
-
-    def _run(self) -> None:
-        while (op := self._ops.get()) is not None:
-            try:
-                if not self._closed.is_set():
-                    self._tell(self._call(op))
-            finally:
-                self._runtime.inflight.done()
-        self.client.close()  # a connect that raced with close() leaves nothing open
-        while True:
-            try:
-                if self._ops.get_nowait() is not None:
-                    self._runtime.inflight.done()
-            except queue.Empty:
-                return
-
-    def _call(self, op: _Op) -> Any:
-        try:
-            return op(self.client)
-        except Exception as exc:  # a bug: the actor fails and its supervisor restarts it
-            _log.exception("printer link request failed")
-            return _LinkBroken(f"{type(exc).__name__}: {exc}")
-
-    def _tell(self, result: Any) -> None:
-        try:
-            tell(self._runtime, self._ref, result)
-        except ActorUnavailable:
-            pass  # stopped meanwhile; its replacement asks again
-
-
-def _connect_op(client: ZplPrinterClient) -> _Connected:
-    try:
-        if not client.connected:
-            client.connect()
-    except DriverError as exc:
-        return _Connected(str(exc))
-    return _Connected(None)
-
-
-def _poll_op(client: ZplPrinterClient) -> _Polled:
-    try:
-        return _Polled(client.status(), client.label_count(), None)
-    except DriverError as exc:
-        client.close()  # closed here, in order: a later connect request opens a fresh link
-        return _Polled(None, None, str(exc))
-
-
-def _prepare_op(job_id: int) -> _Op:
-    def prepare(client: ZplPrinterClient) -> _Prepared:
-        try:
-            status = client.status()
-            count = client.label_count() if status.ready and status.idle else None
-        except DriverError as exc:
-            client.close()
-            return _Prepared(job_id, None, None, str(exc))
-        return _Prepared(job_id, status, count, None)
-
-    return prepare
-
-
-def _print_op(job: PrintJob) -> _Op:
-    def send(client: ZplPrinterClient) -> _Printed:
-        assert job.counter_before is not None  # stored before anything is sent
-        try:
-            # No waiting here: the labels are looked for again on every status poll.
-            result = client.print_job(job.zpl, job.labels, counter_before=job.counter_before,
-                                      confirm_timeout_s=0)
-        except (DriverError, ValueError) as exc:
-            if isinstance(exc, DeviceUnavailable | FrameError):
-                client.close()
-            return _Printed(job.id, None, exc)
-        return _Printed(job.id, result, None)
-
-    return send
-
-
-def _test_op(reply: Reply) -> _Op:
-    def test(client: ZplPrinterClient) -> _Tested:
-        started = time.perf_counter()
-        status, count, error = None, None, None
-        try:
-            if not client.connected:
-                client.connect()
-            status, count = client.status(), client.label_count()
-        except DriverError as exc:
-            client.close()
-            error = str(exc)
-        return _Tested(reply, status, count, error,
-                       round((time.perf_counter() - started) * 1000, 3))
-
-    return test
-
-
-# ---- the actor ---------------------------------------------------------------------------------
+    """Time for the next ~HS poll, or a reconnect attempt."""
 
 
 class PrinterActor(DatabaseActor):
@@ -419,7 +116,7 @@ class PrinterActor(DatabaseActor):
         self.config = config
         self.topic = f"device.printer.{config.name}"
         self._client_factory = client_factory or _tcp_client
-        self.link: _Link | None = None
+        self.link: PrinterLink | None = None
         self.linked = False  # the printer answered on the current connection
         self.offline: str | None = None  # why it is unreachable, once known
         self.status: PrinterStatus | None = None
@@ -445,7 +142,7 @@ class PrinterActor(DatabaseActor):
         self.jobs = {job.id: job for job in unfinished_jobs(self.con, self.config.name)}
         if self.jobs:
             self.log.info("%s: %d unfinished job(s) to resume", self.config.name, len(self.jobs))
-        self.link = _Link(self.runtime, self.actor_ref, self._client_factory(self.config),
+        self.link = PrinterLink(self.runtime, self.actor_ref, self._client_factory(self.config),
                           self.name)
         self._submit_connect()
         self._schedule()
@@ -472,7 +169,7 @@ class PrinterActor(DatabaseActor):
     def _schedule(self) -> None:
         self._timer = self.tell_self_later(self.config.status_poll_ms / 1000, _Tick())
 
-    def _submit(self, op: _Op) -> None:
+    def _submit(self, op: LinkOp) -> None:
         if self.link is None:
             raise ActorUnavailable(f"{self.name} has no printer link")
         self.link.submit(op)
@@ -532,11 +229,11 @@ class PrinterActor(DatabaseActor):
 
     @handles(TestPrinter, deferred=True)
     def _test(self, _: TestPrinter, reply: Reply) -> None:
-        self._submit(_test_op(reply))  # connects now if it must, whatever the backoff says
+        self._submit(printer_test_op(reply))  # connects now if it must, whatever the backoff says
         self._tests.append(reply)
 
-    @handles(_Tested)
-    def _on_tested(self, msg: _Tested) -> None:
+    @handles(Tested)
+    def _on_tested(self, msg: Tested) -> None:
         if not any(reply is msg.reply for reply in self._tests):
             return
         self._tests = [reply for reply in self._tests if reply is not msg.reply]
@@ -619,12 +316,12 @@ class PrinterActor(DatabaseActor):
     def _submit_connect(self) -> None:
         if not self._connecting:
             self._connecting = True
-            self._submit(_connect_op)
+            self._submit(connect_op)
 
     def _submit_poll(self) -> None:
         if not self._polling:
             self._polling = True
-            self._submit(_poll_op)
+            self._submit(poll_op)
 
     @handles(_Tick)
     def _on_tick(self, _: _Tick) -> None:
@@ -635,8 +332,8 @@ class PrinterActor(DatabaseActor):
         elif self.clock.monotonic() >= self._retry_at:
             self._submit_connect()
 
-    @handles(_Connected)
-    def _on_connected(self, msg: _Connected) -> None:
+    @handles(Connected)
+    def _on_connected(self, msg: Connected) -> None:
         self._connecting = False
         if msg.error is None:
             self._online()
@@ -648,16 +345,16 @@ class PrinterActor(DatabaseActor):
             poll_s, min(_MAX_RECONNECT_S, poll_s * 2 ** (self._failures - 1)))
         self._offline(msg.error)
 
-    @handles(_Polled)
-    def _on_polled(self, msg: _Polled) -> None:
+    @handles(Polled)
+    def _on_polled(self, msg: Polled) -> None:
         self._polling = False
         if msg.status is None:
             self._offline(msg.error or "no answer")
         else:
             self._answered(msg.status, msg.count)
 
-    @handles(_LinkBroken)
-    def _on_link_broken(self, msg: _LinkBroken) -> None:
+    @handles(LinkBroken)
+    def _on_link_broken(self, msg: LinkBroken) -> None:
         raise RuntimeError(f"{self.config.name}: printer link failed: {msg.error}")
 
     def _online(self) -> None:
@@ -702,10 +399,10 @@ class PrinterActor(DatabaseActor):
             return
         head = next(iter(self.jobs.values()))
         self._stepping = True
-        self._submit(_prepare_op(head.id) if head.counter_before is None else _print_op(head))
+        self._submit(prepare_op(head.id) if head.counter_before is None else print_op(head))
 
-    @handles(_Prepared)
-    def _on_prepared(self, msg: _Prepared) -> None:
+    @handles(Prepared)
+    def _on_prepared(self, msg: Prepared) -> None:
         self._stepping = False
         status = msg.status
         if status is None:
@@ -723,10 +420,10 @@ class PrinterActor(DatabaseActor):
             self._release_held()
             job = self._set(msg.job_id, counter_before=msg.count)  # stored before it is sent
             self._stepping = True
-            self._submit(_print_op(job))
+            self._submit(print_op(job))
 
-    @handles(_Printed)
-    def _on_printed(self, msg: _Printed) -> None:
+    @handles(Printed)
+    def _on_printed(self, msg: Printed) -> None:
         self._stepping = False
         if self._settle(msg):
             del self.jobs[msg.job_id]
@@ -734,7 +431,7 @@ class PrinterActor(DatabaseActor):
             self._late.discard(msg.job_id)
             self._pump()
 
-    def _settle(self, msg: _Printed) -> bool:
+    def _settle(self, msg: Printed) -> bool:
         """Record what a print attempt found; True once the job is finished."""
         head, exc = msg.job_id, msg.error
         if isinstance(exc, PrinterNotReady):  # nothing of the job is in the printer

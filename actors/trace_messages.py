@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 Text = Annotated[str, Meta(min_length=1, max_length=512)]
-Identifier = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+Identifier = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+(?!\n)$")]
 
 
 # ---- scans ------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class CreateBatch(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     identifier: Identifier | None = None  # generated (B-2026-000001) when left out
     name: Annotated[str, Meta(max_length=200)] | None = None
     capacity: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
-    gtin: Annotated[str, Meta(pattern=r"^\d{14}$")] | None = None
+    gtin: Annotated[str, Meta(pattern=r"^\d{14}(?!\n)$")] | None = None
     line_id: Annotated[str, Meta(max_length=64)] | None = None
     codes: Annotated[list[Text], Meta(max_length=10_000)] = []
     by: str = "api"

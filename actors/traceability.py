@@ -22,7 +22,7 @@ from actors.base import handles
 from actors.bus import Event
 from actors.database import DatabaseActor
 from actors.plc_messages import WriteSignal
-from actors.printer import PrintAccepted, PrintLabel
+from actors.printer_messages import PrintAccepted, PrintLabel
 from actors.runtime import ActorUnavailable, Reply, Request, Runtime, tell
 from actors.trace_messages import (
     AddCodes,

@@ -17,7 +17,7 @@ from quart_schema import document_response, tag
 
 from actors.config import ConfigApplied, GetStationConfig, ReplaceSection, StationView
 from actors.monitor import GetHealth
-from actors.printer import (
+from actors.printer_messages import (
     DeleteTemplate,
     GetPrinterStatus,
     GetTemplate,

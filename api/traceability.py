@@ -70,7 +70,7 @@ Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT)]
 Id = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 Micros = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Code = Annotated[str, Meta(min_length=1, max_length=512)]
-Ident = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+Ident = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+(?!\n)$")]
 
 
 class _In(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -130,7 +130,7 @@ class NewBatch(_In):
     identifier: Ident | None = None
     name: Annotated[str, Meta(max_length=200)] | None = None
     capacity: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
-    gtin: Annotated[str, Meta(pattern=r"^\d{14}$")] | None = None
+    gtin: Annotated[str, Meta(pattern=r"^\d{14}(?!\n)$")] | None = None
     line_id: Annotated[str, Meta(max_length=64)] | None = None
     codes: Annotated[list[Code], Meta(max_length=10_000)] = []
 

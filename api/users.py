@@ -29,7 +29,7 @@ __all__ = ["blueprint"]
 
 blueprint = Blueprint("users", __name__, url_prefix="/api/v1")
 
-_USERNAME = msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+_USERNAME = msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+(?!\n)$")
 
 
 class NewUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

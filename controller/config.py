@@ -90,7 +90,7 @@ __all__ = [
     "parse_config",
 ]
 
-Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 # Bounded so that `inf` (valid TOML) cannot pass as a duration.
 Seconds = Annotated[float, Meta(gt=0, le=86_400)]
@@ -143,7 +143,7 @@ class OpcuaGatewayConfig(_Table):
     enabled: bool = False
     host: Host = "127.0.0.1"
     port: Port = 4840
-    path: Annotated[str, Meta(pattern=r"^/[A-Za-z0-9_/-]*$")] = "/takt"
+    path: Annotated[str, Meta(pattern=r"^/[A-Za-z0-9_/-]*(?!\n)$")] = "/takt"
 
 
 class GatewaysConfig(_Table):
@@ -155,7 +155,7 @@ class GatewaysConfig(_Table):
 class GpioPoint(_Table):
     """A button or LED: on a PLC's bool signal, or simulated when plc and signal are left out."""
 
-    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")]
     plc: Name | None = None
     signal: Annotated[str, Meta(min_length=1)] | None = None
     description: str = ""

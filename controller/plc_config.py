@@ -38,8 +38,8 @@ __all__ = [
     "ValueType",
 ]
 
-Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
-BindingName = Annotated[str, Meta(pattern=r"^[a-z0-9_]{1,64}$")]
+Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")]
+BindingName = Annotated[str, Meta(pattern=r"^[a-z0-9_]{1,64}(?!\n)$")]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 Millis = Annotated[int, Meta(ge=1, le=3_600_000)]
 
@@ -150,7 +150,7 @@ class TagBinding(_Table):
     deadband_type: DeadbandType = DeadbandType.NONE
     deadband: Annotated[float, Meta(ge=0)] = 0.0
     # TCP socket: the name on the wire (default: the binding name).
-    key: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.]{1,64}$")] | None = None
+    key: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.]{1,64}(?!\n)$")] | None = None
     # A bool input whose pulses the PLC also counts in this integer input: a pulse shorter
     # than the poll interval shows as a count without an edge and is reported.
     pulse_counter: BindingName | None = None
@@ -215,7 +215,7 @@ class PlcConfig(_Table):
     port: Port = 502
     unit: Annotated[int, Meta(ge=0, le=247)] = 1
     serial: SerialConfig | None = None
-    endpoint: Annotated[str, Meta(pattern=r"^opc\.tcp://[^\s]+$")] | None = None
+    endpoint: Annotated[str, Meta(pattern=r"^opc\.tcp://[^\s]+(?!\n)$")] | None = None
     poll_interval_ms: Annotated[int, Meta(ge=5, le=60_000)] = 50
     timeout_ms: Annotated[int, Meta(ge=50, le=30_000)] = 500
     heartbeat: HeartbeatConfig | None = None
@@ -276,7 +276,7 @@ def _fits_address_space(key: str, tag: TagBinding) -> Problems:
 
 @table_rule(TagBinding, "node")
 def _node_id_syntax(key: str, tag: TagBinding) -> Problems:
-    if tag.node is not None and not _NODE_ID.match(tag.node):
+    if tag.node is not None and not _NODE_ID.fullmatch(tag.node):
         yield (
             join_key(key, "node"),
             f"{tag.node!r} is not an OPC-UA NodeId "

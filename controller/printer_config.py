@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 MAX_PRINTERS = 10
-TEMPLATE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+TEMPLATE_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}(?!\n)$"
 DEFAULT_TEMPLATE = "default"
 BUILTIN_TEMPLATE = (
     "^XA\n"
@@ -62,7 +62,7 @@ class PrinterModel(StrEnum):
 
 
 class PrinterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")]
     model: PrinterModel = PrinterModel.ZEBRA_ZPL
     enabled: bool = True
     host: Annotated[str, Meta(min_length=1)] = "127.0.0.1"

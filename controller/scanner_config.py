@@ -63,7 +63,7 @@ class Terminator(StrEnum):
 
 
 class ScannerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")]
     transport: ScannerTransport = ScannerTransport.TCP
     model: ScannerModel = ScannerModel.GENERIC
     role: ScannerRole = ScannerRole.ADD

@@ -15,7 +15,7 @@ from controller.config_lines import join_key
 
 __all__ = ["EjectConfig", "LabelRule", "LabelsConfig", "TraceabilityConfig"]
 
-_Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+_Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")]
 
 
 class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

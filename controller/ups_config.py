@@ -16,8 +16,8 @@ __all__ = ["UpsConfig"]
 
 class UpsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
-    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")] = "ups"  # Takt's name for it
-    ups: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "ups"  # the name in upsd
+    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")] = "ups"  # Takt's name for it
+    ups: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}(?!\n)$")] = "ups"  # the name in upsd
     host: Annotated[str, Meta(min_length=1)] = "127.0.0.1"
     port: Annotated[int, Meta(ge=1, le=65535)] = 3493
     username: Annotated[str, Meta(min_length=1, max_length=64)] | None = None

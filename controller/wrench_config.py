@@ -93,7 +93,7 @@ class WrenchPset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class WrenchConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    name: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")]
     enabled: bool = True
     protocol: WrenchProtocol = WrenchProtocol.OPEN_PROTOCOL
     manufacturer: WrenchManufacturer = WrenchManufacturer.ATLAS_COPCO
@@ -196,7 +196,7 @@ def check_tightening(pset: WrenchPset, torque_cnm: int, angle: int) -> str | Non
 class WrenchTorque(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The torque settings of one wrench, as PUT /api/v1/torque/settings takes them."""
 
-    wrench: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    wrench: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}(?!\n)$")]
     psets: tuple[WrenchPset, ...] = ()
 
 

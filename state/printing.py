@@ -13,7 +13,8 @@ from typing import Any
 import duckdb
 import msgspec
 
-from state.errors import DuplicateError, StateError, translated_errors
+from state._sql import MAX_LIMIT
+from state.errors import DuplicateError, TransitionError, translated_errors
 
 __all__ = [
     "JOB_TRANSITIONS",
@@ -22,7 +23,6 @@ __all__ = [
     "JobState",
     "PrintJob",
     "StoredTemplate",
-    "TransitionError",
     "count_jobs",
     "delete_template",
     "get_job",
@@ -35,9 +35,6 @@ __all__ = [
     "unfinished_jobs",
     "update_job",
 ]
-
-MAX_LIMIT = 1000
-"""The most rows one listing returns."""
 
 
 class JobState(StrEnum):
@@ -66,10 +63,6 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.FAILED: frozenset(),
 }
 UNFINISHED = frozenset(state for state, nexts in JOB_TRANSITIONS.items() if nexts)
-
-
-class TransitionError(StateError):
-    """A job state change that JOB_TRANSITIONS does not allow, or a job changed meanwhile."""
 
 
 class PrintJob(msgspec.Struct, frozen=True, kw_only=True):

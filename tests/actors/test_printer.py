@@ -13,11 +13,11 @@ import pykka
 import pytest
 
 from actors.health import HealthState
-from actors.printer import (
+from actors.printer import PrinterActor
+from actors.printer_messages import (
     GetPrinterStatus,
     InvalidTemplate,
     ListPrintJobs,
-    PrinterActor,
     PrintLabel,
     PutTemplate,
     TemplateExists,

@@ -17,7 +17,8 @@ import pytest
 from actors.base import handles
 from actors.bus import Event
 from actors.plc import PlcActor
-from actors.printer import ListPrintJobs, PrinterActor
+from actors.printer import PrinterActor
+from actors.printer_messages import ListPrintJobs
 from actors.runtime import Runtime, call, tell
 from actors.trace_messages import CreateBatch, RecentScans, ScanCode
 from actors.traceability import MAX_GROUP, TraceActor

@@ -48,11 +48,14 @@ async def test_reader_codes_are_stored_into_the_open_batch_until_it_completes(
     counts = await _json(await client.get("/api/v1/codes/count", headers=auth))
     assert counts == {"total": 3, "by_status": {"0": 0, "1": 3, "2": 0, "3": 0, "4": 0,
                                                 "5": 0}}
-    journal = await _json(await client.get("/api/v1/events?category=traceability",
-                                           headers=auth))
-    messages = [e["message"] for e in journal["items"]]
-    assert any("refused" in m and "duplicate" in m for m in messages)
-    assert any("complete (3 items)" in m for m in messages)
+    async def journaled() -> list[str]:  # the store commits the entries on its own time
+        r = await client.get("/api/v1/events?category=traceability", headers=auth)
+        messages = [e["message"] for e in (await r.get_json())["items"]]
+        done = (any("refused" in m and "duplicate" in m for m in messages)
+                and any("complete (3 items)" in m for m in messages))
+        return messages if done else []
+
+    await eventually(journaled)
 
 
 async def _connected(reader: TcpScannerSimulator) -> bool:

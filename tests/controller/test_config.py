@@ -368,3 +368,10 @@ def test_locator_finds_the_line_of_every_key(data: st.DataObject) -> None:
     lines = key_lines(text)
 
     assert {key: lines.get(key) for key in document.expected} == document.expected
+
+
+def test_names_with_a_trailing_newline_are_refused() -> None:
+    # Python's `$` also matches before a final newline; every name pattern says `(?!\n)$`.
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[station]\nid = "cell\\n"\nname = "Cell"\n', "t.toml")
+    assert "station.id" in str(caught.value)

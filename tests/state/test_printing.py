@@ -11,14 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from state.connection import open_database
-from state.errors import DuplicateError
+from state.errors import DuplicateError, TransitionError
 from state.migrate import migrate
 from state.printing import (
     JOB_TRANSITIONS,
     UNFINISHED,
     JobState,
     PrintJob,
-    TransitionError,
     count_jobs,
     delete_template,
     get_job,

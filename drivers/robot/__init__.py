@@ -1,0 +1,1 @@
+"""Mobile robot controller over HTTP + WebSocket: typed messages, blocking client, push stream."""
