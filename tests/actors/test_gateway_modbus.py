@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pykka
@@ -19,21 +18,11 @@ from controller.station_state import StationState
 from drivers.modbus.codec import decode, make_spec
 from drivers.modbus.gateway_map import REGISTER_COUNT, decode_registers
 from tests.actors.probe import Probe
+from tests.waiting import wait_for
 
 STATION = "line1"
 INSPECTION = f"inspection.{STATION}.result"
 COACHING = f"coaching.{STATION}.state"
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
 
 
 def start_gateway(runtime: Runtime, **kw: Any) -> tuple[pykka.ActorRef[Any], GatewayStatus]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,23 +32,13 @@ from actors.runtime import Runtime, call
 from controller.clock import VirtualClock
 from drivers.loop_thread import LoopThread
 from tests.actors.probe import Probe
+from tests.waiting import wait_for
 
 STATION = "line1"  # the station the document's node table is written for
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plc-gateway.md"
 INSPECTION = f"inspection.{STATION}.result"
 COACHING = f"coaching.{STATION}.state"
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout_s: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
 
 
 class Station(msgspec.Struct, kw_only=True):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from drivers.errors import DeviceUnavailable, DriverError
 from drivers.linesocket.client import LineSocketClient, WriteRefused
 from sim.line_plc import LinePlcSimulator
+from tests.waiting import wait_for
 
 SIGNALS = {
     "part_present": "0",
@@ -22,15 +22,6 @@ SIGNALS = {
     "lamp": "0",
 }
 WRITABLE = {"release", "lamp"}
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 class Recorder:

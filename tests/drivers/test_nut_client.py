@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from drivers.errors import DeviceUnavailable, FrameError
 from drivers.nut.client import NutClient, NutError
 from drivers.nut.status import reading_from_vars
 from tests.nut_server import PASSWORD, USERNAME, NutServer, starting_nut
+from tests.waiting import wait_for
 
 INITIAL = {
     "ups.status": "OL",
@@ -43,14 +43,6 @@ def nut(servers: tuple[NutServer, NutServer]) -> NutServer:
 def client(nut: NutServer) -> Iterator[NutClient]:
     with NutClient("127.0.0.1", nut.port, timeout_s=TIMEOUT_S) as c:
         yield c
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(0.02)
 
 
 # --- the real server -----------------------------------------------------------------------

@@ -21,15 +21,7 @@ from drivers.opcua.client import (
 )
 from drivers.opcua.values import Value
 from sim.opcua_plc import LINE1_TAGS, OpcuaPlcSimulator
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
+from tests.waiting import wait_for
 
 
 class Recorder:

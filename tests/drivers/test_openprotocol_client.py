@@ -13,15 +13,7 @@ from drivers.errors import DeviceUnavailable
 from drivers.openprotocol.client import CommandRejected, OpenProtocolLink
 from drivers.openprotocol.mids import LimitStatus, TighteningResult
 from sim.openprotocol_controller import MalformedKind, OpenProtocolControllerSim
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
+from tests.waiting import wait_for
 
 
 class Recorder:

@@ -6,7 +6,6 @@ import json
 import math
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,15 +50,7 @@ from drivers.robot.messages import (
     validate,
 )
 from sim.robot import RobotSim
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
+from tests.waiting import wait_for
 
 
 class Recorder:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -14,15 +13,7 @@ from drivers.scanner.serial import SerialScanner
 from sim.ptypair import PtyPair
 from sim.scanner import demo_codes
 from sim.serial_scanner import SerialScannerSimulator
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
+from tests.waiting import wait_for
 
 
 class Recorder:

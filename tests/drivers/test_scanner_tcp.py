@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -29,15 +28,7 @@ from drivers.scanner.modbus import ModbusScanner, ResultRegisters, pack_code, un
 from drivers.scanner.tcp import TcpScanner
 from sim.modbus_plc import ModbusPlcSimulator
 from sim.scanner import TcpScannerSimulator, demo_codes
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
+from tests.waiting import wait_for
 
 
 class Recorder:

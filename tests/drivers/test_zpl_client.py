@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,18 +18,10 @@ from drivers.zpl.client import (
 )
 from drivers.zpl.template import LabelTemplate
 from sim.zpl_printer import DropPoint, ZplPrinterSimulator
+from tests.waiting import wait_for
 
 TEMPLATE = LabelTemplate("^XA^FO20,20^A0N,30,30^FD{{serial}}^FS^XZ")
 TWO = LabelTemplate("^XA^FO20,20^A0N,30,30^FD{{serial}}^FS^PQ2^XZ")
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 @pytest.fixture

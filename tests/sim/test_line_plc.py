@@ -22,17 +22,9 @@ from drivers.linesocket.codec import (
     Update,
 )
 from sim.line_plc import DEMO_SIGNALS, LinePlcSimulator
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 class RawPeer:

@@ -9,8 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from drivers.errors import DeviceUnavailable
 from drivers.modbus.codec import RegisterKind, make_spec
 from drivers.modbus.transport import ModbusTcpTransport
 from sim.modbus_plc import DEMO_TAGS, ModbusPlcSimulator, Script, demo_script
+from tests.waiting import wait_for
 
 HR = RegisterKind.HOLDING_REGISTER
 IR = RegisterKind.INPUT_REGISTER
@@ -33,15 +33,6 @@ def sim() -> Iterator[ModbusPlcSimulator]:
     simulator.start()
     yield simulator
     simulator.stop()
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 def script_threads() -> list[threading.Thread]:

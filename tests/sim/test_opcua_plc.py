@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,17 +15,9 @@ import pytest
 from drivers.opcua.client import OpcuaClient, OpcuaTag
 from drivers.opcua.values import Value
 from sim.opcua_plc import LINE1_TAGS, OpcuaPlcSimulator, OpcuaScript
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ from drivers.openprotocol.mids import (
     encode_message,
 )
 from sim.openprotocol_controller import MalformedKind, OpenProtocolControllerSim, Pset
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PSETS = (
@@ -44,15 +45,6 @@ PSETS = (
          angle_min=30, angle_max=90, angle_target=60, batch_size=3),
     Pset(number=5, torque_min_cnm=2000, torque_max_cnm=3000, torque_target_cnm=2500),
 )  # fmt: skip
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 class RawPeer:

@@ -6,7 +6,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -16,15 +16,6 @@ from sim.ptypair import PtyPair
 
 # Bytes a cooked tty would eat or rewrite: NUL, ^C, ^D, ^Q, ^S, CR, LF, ^Z, DEL, 0xFF.
 CONTROL = bytes([0x00, 0x03, 0x04, 0x11, 0x13, 0x0D, 0x0A, 0x1A, 0x7F, 0xFF])
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.002)
 
 
 def open_end(path: str) -> int:

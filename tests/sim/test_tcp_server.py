@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from sim.tcp_server import SEND_TIMEOUT_S, ThreadedTcpServer
+from tests.waiting import wait_for
 
 _NAME = "echo-sim"
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll until condition holds; the timeout only bounds a broken run."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not reached")
-        time.sleep(0.005)
 
 
 class EchoServer(ThreadedTcpServer[list[bytes]]):
