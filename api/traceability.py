@@ -290,16 +290,16 @@ async def count_codes(q: CountQuery) -> object:
     return json_response(Counts(total=sum(by_status.values()), by_status=by_status))
 
 
-@codes_blueprint.get("/<int:code_id>")
+@codes_blueprint.get("/<int(max=9223372036854775807):code_id>")
 @tag(["traceability"])
 @requires(Role.OPERATOR)
 @document_response(CodeDetail)
 async def get_code(code_id: int) -> object:
     """One code with every batch it has been in."""
-    return json_response(await _read(GetCode(_id(code_id, "code"))))
+    return json_response(await _read(GetCode(code_id)))
 
 
-@codes_blueprint.patch("/<int:code_id>/status")
+@codes_blueprint.patch("/<int(max=9223372036854775807):code_id>/status")
 @tag(["traceability"])
 @requires(Role.ENGINEER, write=True)
 @body(StatusBody)
@@ -309,14 +309,8 @@ async def set_status(code_id: int, data: StatusBody) -> object:
     by = _by()
     facade().runtime.ingest.command("api", {"by": by, "code": code_id,
                                             "status": int(data.status)})
-    return json_response(await _write(SetCodeStatus(id=_id(code_id, "code"),
+    return json_response(await _write(SetCodeStatus(id=code_id,
                                                     status=data.status, by=by)))
-
-
-def _id(value: int, what: str) -> int:
-    if not 1 <= value < 2**63:
-        raise Problem(404, f"no {what} with id {value}")
-    return value
 
 
 # ---- /api/v1/batches ----------------------------------------------------------------------------
@@ -351,17 +345,17 @@ async def create_batch(data: NewBatch) -> object:
     return json_response(created, status=201)
 
 
-@batches_blueprint.get("/<int:batch_id>")
+@batches_blueprint.get("/<int(max=9223372036854775807):batch_id>")
 @tag(["traceability"])
 @requires(Role.OPERATOR)
 @query(BatchQuery)
 @document_response(BatchDetail)
 async def get_batch(batch_id: int, q: BatchQuery) -> object:
     """A batch with its codes (up to limit) and the packages nested in it."""
-    return json_response(await _read(GetBatch(id=_id(batch_id, "batch"), limit=q.limit)))
+    return json_response(await _read(GetBatch(id=batch_id, limit=q.limit)))
 
 
-@batches_blueprint.post("/<int:batch_id>/codes")
+@batches_blueprint.post("/<int(max=9223372036854775807):batch_id>/codes")
 @tag(["traceability"])
 @requires(Role.OPERATOR, write=True)
 @body(CodesBody)
@@ -371,11 +365,11 @@ async def add_codes(batch_id: int, data: CodesBody) -> object:
     by = _by()
     facade().runtime.ingest.command("api", {"by": by, "batch": batch_id,
                                             "add_codes": len(data.codes)})
-    return json_response(await _write(AddCodes(batch_id=_id(batch_id, "batch"),
+    return json_response(await _write(AddCodes(batch_id=batch_id,
                                                codes=data.codes, by=by)))
 
 
-@batches_blueprint.post("/<int:batch_id>/complete")
+@batches_blueprint.post("/<int(max=9223372036854775807):batch_id>/complete")
 @tag(["traceability"])
 @requires(Role.OPERATOR, write=True)
 @document_response(BatchRow)
@@ -384,7 +378,7 @@ async def complete(batch_id: int) -> object:
     return await _set_batch_status(batch_id, BatchStatus.COMPLETE)
 
 
-@batches_blueprint.post("/<int:batch_id>/status")
+@batches_blueprint.post("/<int(max=9223372036854775807):batch_id>/status")
 @tag(["traceability"])
 @requires(Role.ENGINEER, write=True)
 @body(BatchStatusBody)
@@ -398,7 +392,7 @@ async def batch_status(batch_id: int, data: BatchStatusBody) -> object:
 async def _set_batch_status(batch_id: int, status: BatchStatus) -> object:
     by = _by()
     facade().runtime.ingest.command("api", {"by": by, "batch": batch_id, "status": status.value})
-    return json_response(await _write(SetBatchStatus(batch_id=_id(batch_id, "batch"),
+    return json_response(await _write(SetBatchStatus(batch_id=batch_id,
                                                      status=status, by=by)))
 
 

@@ -114,7 +114,10 @@ async def test_ids_beyond_64_bits_are_not_found_not_errors(client: Any, station:
     huge = 2**80
     for method, path in (("GET", f"/api/v1/events/{huge}"),
                          ("POST", f"/api/v1/events/{huge}/ack"),
-                         ("DELETE", f"/api/v1/api-keys/{huge}")):
+                         ("DELETE", f"/api/v1/api-keys/{huge}"),
+                         ("GET", f"/api/v1/codes/{huge}"),
+                         ("GET", f"/api/v1/batches/{huge}"),
+                         ("POST", f"/api/v1/batches/{huge}/complete")):
         response = await client.open(path, method=method, headers=auth)
         assert response.status_code == 404, (method, path)
         await problem(response, 404)
