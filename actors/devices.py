@@ -18,14 +18,15 @@ __all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs",
 # Which children a config section makes: (supervisor, child id prefix).
 SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "scanners": ("devices", "scanner:"),
                     "printers": ("devices", "printer:"), "wrenches": ("devices", "wrench:"),
-                    "ups": ("devices", "ups"),
+                    "robots": ("devices", "robot:"), "ups": ("devices", "ups"),
                     "gpio": ("devices", "gpio"), "traceability": ("root", "traceability"),
                     "gateways": ("root", "gateway:")}
 
 
 def section_specs(config: StationConfig, section: str,
                   database: duckdb.DuckDBPyConnection) -> list[ChildSpec]:
-    """The children of one section; printers and wrenches keep rows in the station `database`."""
+    """The children of one section; printers, wrenches and robots keep rows in the station
+    `database`."""
     if section == "plcs":
         # The key is the PLC's whole config: an edit restarts that PLC and no other.
         return [ChildSpec.of(PlcActor, f"plc:{plc.name}", plc, key=plc)
@@ -39,6 +40,17 @@ def section_specs(config: StationConfig, section: str,
     if section == "wrenches":
         return [ChildSpec.of(WrenchActor, f"wrench:{w.name}", w, database, key=w)
                 for w in config.wrenches if w.enabled]
+    if section == "robots":
+        robots = [r for r in config.robots if r.enabled]
+        if not robots:
+            return []
+        from actors.robot import RobotActor, webhook_base_url  # httpx only where robots are
+
+        server = config.server
+        return [ChildSpec.of(RobotActor, f"robot:{r.name}", r, database,
+                             webhook_base=(base := webhook_base_url(r, server.host, server.port)),
+                             key=(r, base))
+                for r in robots]
     if section == "ups":
         ups = config.ups
         if ups is None or not ups.enabled:

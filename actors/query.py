@@ -13,6 +13,7 @@ import pykka
 
 from actors.base import handles
 from actors.database import DatabaseActor
+from actors.robot_messages import ListRobotAlerts, ListRobotLogs
 from actors.runtime import ActorUnavailable, Directory
 from actors.trace_messages import (
     BatchDetail,
@@ -31,6 +32,7 @@ from state.codes import CodePage, count_codes, find_code, get_code, list_codes
 from state.errors import NotFound
 from state.events import EventFilter, StoredEvent, get_event, list_events, unacked_ids
 from state.journal import JournalRow, read_journal
+from state.robots import RobotAlertRow, list_alerts, list_logs
 
 __all__ = ["GetEvent", "QueryActor", "ReadEvents", "ReadJournal", "UnackedEvents",
            "pick_query_actor"]
@@ -124,6 +126,14 @@ class QueryActor(DatabaseActor):
     @handles(GetBufferSummary)
     def _buffer(self, _: GetBufferSummary) -> list[BufferSummary]:
         return buffer_summary(self.con)
+
+    @handles(ListRobotLogs)
+    def _robot_logs(self, msg: ListRobotLogs) -> list[dict[str, Any]]:
+        return list_logs(self.con, msg.robot, msg.kind, msg.no_of_logs)
+
+    @handles(ListRobotAlerts)
+    def _robot_alerts(self, msg: ListRobotAlerts) -> list[RobotAlertRow]:
+        return list_alerts(self.con, msg.robot, msg.no_of_alerts, max_severity=msg.max_severity)
 
 
 def pick_query_actor(directory: Directory) -> pykka.ActorRef[Any]:

@@ -21,6 +21,8 @@ from api import (
     journal,
     plcs,
     printers,
+    robot_ws,
+    robots,
     scanners,
     system,
     traceability,
@@ -70,7 +72,8 @@ def create_app(runtime: Runtime, station: StationConfig, token_secret: bytes) ->
                traceability.accounting_blueprint, journal.blueprint, events.blueprint,
                config.blueprint,
                config.catalog_blueprint, wrenches.blueprint, wrenches.torque_blueprint,
-               wrenches.catalog_blueprint, ups.blueprint, ws.blueprint):
+               wrenches.catalog_blueprint, ups.blueprint, robots.blueprint,
+               robot_ws.blueprint, ws.blueprint):
         app.register_blueprint(bp)
     _install_errors(app)
     _install_metrics(app, runtime)

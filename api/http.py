@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
@@ -20,11 +20,12 @@ from quart_schema import document_querystring, document_request
 from actors.bridge import ask
 from actors.runtime import Runtime
 from api.problems import FieldError, Problem
+from api.relay import RelayHub
 from api.tokens import TokenIssuer
 from controller.config import StationConfig
 from controller.ratelimit import SlidingWindowLimiter
 
-__all__ = ["Facade", "ask_actor", "body", "facade", "json_response", "query"]
+__all__ = ["Facade", "ask_actor", "body", "facade", "field_errors", "json_response", "query"]
 
 T = TypeVar("T")
 Handler = Callable[..., Awaitable[Any]]
@@ -42,6 +43,7 @@ class Facade:
     tokens: TokenIssuer
     login_limiter: SlidingWindowLimiter
     ask_timeout_s: float = 5.0
+    robot_relay: RelayHub = field(default_factory=RelayHub)  # /ws/robots/<robot> rooms
 
 
 def facade() -> Facade:

@@ -41,7 +41,8 @@ class Problem(Exception):
 
     def __init__(self, status: int, detail: str, *, title: str | None = None,
                  type_: str | None = None, errors: list[FieldError] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None,
+                 extensions: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -49,6 +50,7 @@ class Problem(Exception):
         self.type = type_ or f"https://takt.dev/problems/{self.title.lower().replace(' ', '-')}"
         self.errors = errors or []
         self.headers = headers or {}
+        self.extensions = extensions or {}  # RFC 9457 extension members, e.g. a device's reason
 
     def document(self, instance: str | None = None) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -58,7 +60,7 @@ class Problem(Exception):
             doc["instance"] = instance
         if self.errors:
             doc["errors"] = [msgspec.structs.asdict(e) for e in self.errors]
-        return doc
+        return {**self.extensions, **doc}
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> Response:

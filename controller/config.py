@@ -44,6 +44,7 @@ from controller.plc_config import (
     ValueType,
 )
 from controller.printer_config import PrinterConfig
+from controller.robot_config import RobotConfig
 from controller.scanner_config import ScannerConfig
 from controller.trace_config import TraceabilityConfig
 from controller.ups_config import UpsConfig
@@ -71,6 +72,7 @@ __all__ = [
     "PrinterConfig",
     "Protocol",
     "RegisterKind",
+    "RobotConfig",
     "ScannerConfig",
     "SerialConfig",
     "ServerConfig",
@@ -182,6 +184,8 @@ class SimConfig(_Table):
     wrench: bool = False  # an Open Protocol torque controller tightening now and then
     wrench_port: Port = 4545
     wrench_period_s: Seconds = 5.0  # how often the simulated operator tightens
+    robot: bool = False  # a mobile robot controller (HTTP + WebSocket) with the demo map
+    robot_port: Port = 8765
 
 
 class StationConfig(_Table):
@@ -193,6 +197,7 @@ class StationConfig(_Table):
     scanners: tuple[ScannerConfig, ...] = ()
     printers: tuple[PrinterConfig, ...] = ()
     wrenches: tuple[WrenchConfig, ...] = ()
+    robots: tuple[RobotConfig, ...] = ()
     gateways: GatewaysConfig = GatewaysConfig()
     gpio: GpioConfig = GpioConfig()
     traceability: TraceabilityConfig = TraceabilityConfig()
@@ -377,6 +382,7 @@ def _ports_distinct(key: str, station: StationConfig) -> Problems:
             ("sim.scanner_port", station.sim.scanner_port, station.sim.scanner),
             ("sim.printer_port", station.sim.printer_port, station.sim.printer),
             ("sim.wrench_port", station.sim.wrench_port, station.sim.wrench),
+            ("sim.robot_port", station.sim.robot_port, station.sim.robot),
         ]
     for where, port, active in candidates:
         if not active:

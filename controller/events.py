@@ -35,6 +35,7 @@ class Category(StrEnum):
     TRACEABILITY = "traceability"  # refused scans, ejections, completed batches
     WRENCH = "wrench"  # NOK tightenings, completed tightening sequences
     POWER = "power"  # the UPS: on battery, low battery, power back
+    ROBOT = "robot"  # robot alerts, failed goals
 
 
 class Classified(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,6 +110,8 @@ def _device(rest: str, d: Mapping[str, Any]) -> Classified | None:
         return _wrench(name, what, d)
     if kind == "ups" and what == "power" and d.get("alert"):
         return _power(name, d)
+    if kind == "robot":
+        return _robot(name, what, d)
     if kind == "plc" and what == "signal":
         return Classified(severity=Severity.INFO, category=Category.SIGNAL,
                           message=f"{name}.{d.get('signal', '?')} = {d.get('value')!r}")
@@ -129,6 +132,28 @@ def _print_job(printer: str, d: Mapping[str, Any]) -> Classified | None:
     reason = f": {d['reason']}" if d.get("reason") else ""
     return Classified(severity=severity, category=Category.PRINTER,
                       message=f"{printer}: job {d.get('job', '?')}{code} {state}{reason}")
+
+
+# Seed 003: severity 1 is the most critical, 5 the least.
+_ALERT_SEVERITY = {1: Severity.CRITICAL, 2: Severity.ERROR, 3: Severity.WARNING,
+                   4: Severity.WARNING, 5: Severity.INFO}
+
+
+def _robot(robot: str, what: str, d: Mapping[str, Any]) -> Classified | None:
+    if what == "alert":
+        level = d.get("severity")
+        severity = _ALERT_SEVERITY.get(level if isinstance(level, int) else 0, Severity.WARNING)
+        action = f" ({d['action_required']})" if d.get("action_required") else ""
+        return Classified(severity=severity, category=Category.ROBOT,
+                          message=f"{robot}: {d.get('header', '?')}: {d.get('body', '')}{action}")
+    # An arrival is routine (the location log has it); a goal that failed needs someone.
+    if what == "goal" and d.get("outcome") == "failed":
+        goal = d.get("goal") if isinstance(d.get("goal"), Mapping) else {}
+        target = goal.get("waypoint") or goal.get("target") or "?"
+        return Classified(severity=Severity.WARNING, category=Category.ROBOT,
+                          message=f"{robot}: goal {goal.get('goal_id', '?')} to {target} failed "
+                                  f"at battery {d.get('battery_pct', '?')}%")
+    return None
 
 
 def _wrench(wrench: str, what: str, d: Mapping[str, Any]) -> Classified | None:

@@ -1,6 +1,7 @@
 """The demo station's simulated devices: a Modbus PLC and an OPC-UA PLC with live signals, a
 code reader on a line that now and then reads a repeated or damaged code, a label printer, and
-a torque controller whose operator tightens a bolt every few seconds (now and then NOK)."""
+a torque controller whose operator tightens a bolt every few seconds (now and then NOK), and a
+mobile robot running errands between the line's waypoints and its dock."""
 
 from __future__ import annotations
 
@@ -112,6 +113,15 @@ def start_demo_plc(config: StationConfig) -> list[Any]:
                 auto_interval_s=sim_config.wrench_period_s if sim_config.demo_script else None)
             wrench.start()
             started.append(wrench)
+        if sim_config.robot:
+            from sim.robot import RobotSim
+            from sim.robot.errands import Errands
+
+            robot = RobotSim(host="127.0.0.1", port=sim_config.robot_port, realtime=True)
+            robot.start()
+            started.append(robot)
+            if sim_config.demo_script:
+                started.append(Errands(robot.base_url).start())
     except BaseException:
         for thing in reversed(started):
             thing.stop()

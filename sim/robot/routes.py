@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
@@ -280,6 +280,22 @@ def _put_webhook(dev: RobotDevice, r: _Request) -> _Result:
     return "Alert webhook set.", AlertWebhook(url=dev.webhook_url)
 
 
+class SimAlert(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`POST /sim/alerts`: the simulator's fault switch for another process (not a robot
+    route): raise an alert as the robot would."""
+
+    severity: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    header: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    body: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    action_required: str | None = None
+
+
+def _sim_alert(dev: RobotDevice, r: _Request) -> _Result:
+    a = _body(r, SimAlert)
+    return "Alert raised.", dev.raise_alert(a.severity, a.header, a.body, source="sim",
+                                            action_required=a.action_required)
+
+
 _COMMANDS: dict[str, _Handler] = {
     "go_to_location": _go_to_location,
     "go_to_waypoint": _go_to_waypoint,
@@ -314,6 +330,7 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, _Handler]]] = [
         (r"/mapping/stop", {"POST": _stop_mapping}),
         (r"/alerts", {"GET": _alerts}),
         (r"/alerts/webhook", {"GET": _webhook, "PUT": _put_webhook}),
+        (r"/sim/alerts", {"POST": _sim_alert}),
     ]
 ]
 

@@ -14,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
+from sim.robot import RobotSim
 from tests.system.procs import free_port, start_sim, start_takt
 
 STATION = """
@@ -31,6 +32,10 @@ port = {port}
   address = 8
   type = "bool"
   direction = "out"
+
+[[robots]]
+name = "amr"
+url = "http://127.0.0.1:{robot_port}"
 """
 
 
@@ -39,8 +44,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     tmp = tmp_path_factory.mktemp("fuzz")
     sim_port = free_port()
     sim = start_sim(sim_port)
+    robot = RobotSim(realtime=True)  # robot routes are fuzzed against a robot that is there
+    robot.start()
     config = tmp / "station.toml"
-    config.write_text(STATION.format(port=sim_port))
+    config.write_text(STATION.format(port=sim_port, robot_port=robot.port))
     port = free_port()
     takt = start_takt(config, tmp / "data", port)
     base = f"http://127.0.0.1:{port}"
@@ -50,6 +57,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
     yield base, {"Authorization": f"Bearer {token}"}
     assert takt.stop(signal.SIGINT) == 0
     sim.stop()
+    robot.stop()
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,8 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     tmp = tmp_path_factory.mktemp("demo")
-    ports = {p: free_port() for p in (8080, 5020, 5021, 4840, 4841, 5023, 9101, 4545)}
+    ports = {p: free_port() for p in (8080, 5020, 5021, 4840, 4841, 5023, 9101, 4545,
+                                              8765)}
     text = embedded_demo_config_path().read_text()
     for old, new in ports.items():
         text = re.sub(rf"\b{old}\b", str(new), text)
@@ -193,3 +194,29 @@ def test_the_ups_goes_to_battery_and_back(demo: Demo) -> None:
     entries = eventually(lambda: len(
         items := demo.get("/api/v1/events?category=power")["items"]) >= 2 and items)
     assert [e["severity"] for e in entries[:2]] == ["info", "critical"]
+
+
+def test_the_robot_runs_errands_and_its_alerts_reach_takt_by_webhook(demo: Demo) -> None:
+    status = eventually(lambda: (e := demo.get("/api/v1/robots/runner"))["status"] and e)
+    assert status["state"] == "UP" and status["status"]["device"]["serial_number"]
+    assert status["status"]["webhook_url"].endswith("/api/v1/robots/runner/alerts")
+    # The robot posts to Takt's server itself, over TCP, with the key Takt gave it.
+    robot = f"http://127.0.0.1:{demo.ports[8765]}"
+    raised = httpx.post(f"{robot}/sim/alerts", timeout=5,
+                        json={"severity": 1, "header": "Emergency stop", "body": "e-stop hit"})
+    assert raised.status_code == 200
+    uuid = raised.json()["data"]["uuid"]
+    stored = eventually(lambda: [a for a in demo.get("/api/v1/robots/runner/alerts")
+                                 if a["uuid"] == uuid])
+    assert stored[0]["severity"] == 1 and stored[0]["via"] in ("stream", "webhook")
+    delivered = eventually(lambda: [
+        e for e in httpx.get(f"{robot}/logs/connectivity?no_of_logs=50", timeout=5
+                             ).json()["data"] if e["connection_status"] == "webhook_delivered"])
+    assert delivered  # the webhook answered 2xx: Takt acknowledged it
+    entries = eventually(lambda: [e for e in demo.get("/api/v1/events?category=robot")["items"]
+                                  if "Emergency stop" in e["message"]])
+    assert entries[0]["severity"] == "critical"
+    # The line runner's errands: the robot arrives somewhere within a couple of errands.
+    moved = eventually(lambda: (s := demo.get("/api/v1/robots/runner")["status"])
+                       and sum(s["goal_outcomes"].values()) >= 1 and s, timeout=60.0)
+    assert moved["telemetry_copied"] > 0
