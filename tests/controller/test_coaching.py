@@ -20,7 +20,6 @@ from controller.coaching import (
     Interrupt,
     Ocr,
     Outcome,
-    OutputConfirmed,
     Pause,
     Phase,
     Prediction,
@@ -30,7 +29,6 @@ from controller.coaching import (
     Resume,
     Scan,
     SetStep,
-    Signal,
     Start,
     StepFinished,
     Tick,
@@ -40,40 +38,9 @@ from controller.coaching import (
     recovered,
     transition,
 )
+from sim.assemblies import CONTACTOR, completing_inputs
 
-
-def data(action: ActionType, **infos: str) -> StepData:
-    return StepData(action=action, infos=infos)
-
-
-CONTACTOR = Assembly(id=1, name="Contactor Installation", steps=(
-    Step(name="Place contactor", data=(data(ActionType.ML, label="contactor", frames="2",
-                                            minimum_predict="0.8"),)),
-    Step(name="Scan contactor", data=(data(ActionType.SCAN, capture="part",
-                                           pattern=r"C\d{4}"),)),
-    Step(name="Tighten", data=(data(ActionType.TORQUE, wrench="w1", pset="1", count="2",
-                                    max_nok="1"),)),
-    Step(name="Part present", data=(data(ActionType.INPUT, plc="line1", signal="present"),)),
-    Step(name="Lamp", data=(data(ActionType.OUTPUT, plc="line1", signal="lamp"),)),
-    Step(name="Verify", data=(data(ActionType.SCAN, verify="part"),
-                              data(ActionType.OCR_CHECK, pattern=r"OK-\d+"))),
-    Step(name="Cure", data=(data(ActionType.QA_DWELL, seconds="2"),)),
-    Step(name="Inspect", data=(data(ActionType.QA, prompt="cover seated?"),)),
-))
-
-# One input per step that completes it (with the state's current time filled in later).
-COMPLETING: list[list[Any]] = [
-    [Prediction(at_us=0, label="contactor", confidence=0.9, frame_id="f1"),
-     Prediction(at_us=0, label="contactor", confidence=0.95, frame_id="f2")],
-    [Scan(at_us=0, text="C1234")],
-    [Tightening(at_us=0, wrench="w1", pset=1, ok=True, result_id="t1"),
-     Tightening(at_us=0, wrench="w1", pset=1, ok=True, result_id="t2")],
-    [Signal(at_us=0, plc="line1", signal="present", value="1")],
-    [OutputConfirmed(at_us=0, plc="line1", signal="lamp", value="true")],
-    [Scan(at_us=0, text="C1234"), Ocr(at_us=0, text="OK-7")],
-    [Tick(at_us=0)],
-    [Confirmed(at_us=0, by="ana")],
-]
+COMPLETING = completing_inputs()
 
 
 class Run:
@@ -243,8 +210,8 @@ def test_abort_and_finish_end_the_record() -> None:
 
 
 def test_a_broken_assembly_is_refused_at_start() -> None:
-    broken = Assembly(name="b", steps=(Step(name="v", data=(data(ActionType.OCR_VERIFY,
-                                                                  variable="sn"),)),))
+    verify = StepData(action=ActionType.OCR_VERIFY, infos={"variable": "sn"})
+    broken = Assembly(name="b", steps=(Step(name="v", data=(verify,)),))
     state, effects = transition(CoachingState(), Start(at_us=1, record_id="r",
                                                        assembly=broken))
     assert state == CoachingState() and "no earlier step captures" in effects[0].reason
