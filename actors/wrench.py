@@ -1,7 +1,8 @@
 """Wrench actor: one per torque controller, over Atlas Copco Open Protocol (TCP 4545).
 
 On every (re)connect it starts a session, subscribes to tightening results (MID 0060),
-selects its pset and sets the tool as Takt holds it (enabled, disabled or locked), then
+selects its pset, gives the controller the sequence's size as the pset's batch size
+(MID 0019) and sets the tool as Takt holds it (enabled, disabled or locked), then
 republishes its state. Every result (MID 0061) crosses the input boundary
 (`input.wrench.<name>`), is checked against Takt's torque settings of its pset, stored as
 evidence in `tightenings` and only then published, durable, as `device.wrench.<name>.result`.
@@ -208,6 +209,8 @@ class WrenchActor(DatabaseActor):
                     # The default pset's first selection sizes the sequence, as a select does.
                     self._store_controls(sequence_pset=pset, sequence_size=known.batch_size,
                                          sequence_counter=0)
+                # A controller that restarted has forgotten the batch size Takt gave it.
+                self._send_batch_size(link, pset, " on connect")
             if self.controls.tool_enabled and not self.controls.locked:
                 self._setup(link.enable_tool, "enable")
             else:
@@ -357,8 +360,11 @@ class WrenchActor(DatabaseActor):
         self._check_pset(msg.pset)
         self._command(lambda: link.select_pset(msg.pset))
         self.selected = msg.pset
-        return self._set_controls(selected_pset=msg.pset, sequence_pset=msg.pset,
-                                  sequence_size=msg.size, sequence_counter=0)
+        # Stored before MID 0019 goes out: should the link drop now, the reconnect sends it.
+        self._store_controls(selected_pset=msg.pset, sequence_pset=msg.pset,
+                             sequence_size=msg.size, sequence_counter=0)
+        self._send_batch_size(link, msg.pset)
+        return self._publish_state()
 
     @handles(ConfigureProgram)
     def _configure(self, msg: ConfigureProgram) -> ProgramView:
@@ -481,9 +487,32 @@ class WrenchActor(DatabaseActor):
         self._command(lambda: link.select_pset(pset))
         self.selected = pset
         known = self._pset(pset)
-        self._set_controls(selected_pset=pset, sequence_pset=pset,
-                           sequence_size=known.batch_size if known is not None else 0,
-                           sequence_counter=0)
+        self._store_controls(selected_pset=pset, sequence_pset=pset,
+                             sequence_size=known.batch_size if known is not None else 0,
+                             sequence_counter=0)
+        self._send_batch_size(link, pset)
+        self._publish_state()
+
+    def _send_batch_size(self, link: OpenProtocolLink, pset: int, when: str = "") -> None:
+        """Give the controller the sequence's size as pset's batch size (MID 0019), so the
+        batch counter and status in its results follow Takt's sequence.
+
+        Takt counts the sequence itself either way, so a refusal is noted as the wrench's
+        error and fails nothing: a controller without batch support (error 99), or without
+        revision 2 for sizes above 99 (error 97), still runs Takt's sequences; only its own
+        batch fields do not follow them. A lost link still fails, as every command does.
+        """
+        c = self.controls
+        if c.sequence_pset != pset or c.sequence_size == 0:
+            return  # no sequence of pset, or size 0 (none expected): no batch to size
+        what = f"batch size {c.sequence_size} of pset {pset}"
+        try:
+            link.set_batch_size(pset, c.sequence_size)
+        except CommandRejected as exc:
+            self._note(f"{what} refused{when}: {exc}; Takt counts the sequence itself")
+        except ValueError as exc:
+            # More digits than MID 0019 carries: nothing was sent.
+            self._note(f"{what} not sent{when}: {exc}; Takt counts the sequence itself")
 
     def _pset(self, number: int) -> WrenchPset | None:
         """Takt's torque settings of a pset: stored ones first, then the config's."""

@@ -107,13 +107,19 @@ class UnlockWrench(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class SelectPset(msgspec.Struct, frozen=True, tag=True):
-    """Select a pset on the controller (MID 0018); the sequence restarts for it."""
+    """Select a pset on the controller (MID 0018); the sequence restarts for it, sized by
+    Takt's settings of the pset, and that size goes to the controller as its batch size."""
 
     pset: int
 
 
 class SetSequence(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Select pset and expect `size` OK tightenings of it (0: no sequence)."""
+    """Select pset (MID 0018) and expect `size` OK tightenings of it (0: no sequence).
+
+    The size also goes to the controller as the pset's batch size (MID 0019), so the batch
+    fields of its results follow the sequence; a controller that refuses it is noted in the
+    wrench's `error` and the sequence is still counted by Takt.
+    """
 
     pset: int
     size: int

@@ -1,9 +1,9 @@
 """Open Protocol torque controller simulator: a threaded TCP server on loopback.
 
-It answers MID 0001 (revisions up to `max_revision`), pset selection, tool enable/disable,
-result subscription and keep-alives like a controller does, and `tighten()` produces a
-tightening result (MID 0061) judged against the selected pset. Fault switches (`drop_link`,
-`go_silent`, `send_malformed`) let tests script a misbehaving controller.
+It answers MID 0001 (revisions up to `max_revision`), pset selection, batch sizes, tool
+enable/disable, result subscription and keep-alives like a controller does, and `tighten()`
+produces a tightening result (MID 0061) judged against the selected pset. Fault switches
+(`drop_link`, `go_silent`, `send_malformed`) let tests script a misbehaving controller.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from drivers.openprotocol.codec import (
     encode_frame,
 )
 from drivers.openprotocol.mids import (
+    BATCH_SIZE_DIGITS,
     START_ACK_REVISIONS,
     BatchStatus,
     CommandAccepted,
@@ -47,6 +48,7 @@ from drivers.openprotocol.mids import (
     ResultSubscribe,
     ResultUnsubscribe,
     SelectParameterSet,
+    SetBatchSize,
     TighteningResult,
     cnm_from_nm,
     decode_message,
@@ -153,7 +155,8 @@ class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
     Results are drawn from a seeded random generator: with probability nok_rate a
     tightening is NOK (torque or angle outside the limits), otherwise torque is normal
     around torque_mean_cnm (the pset target if None) with torque_stddev_cnm, judged
-    against the limits as drawn.
+    against the limits as drawn. batch_size_revision is the highest MID 0019 revision taken;
+    None makes it a controller without MID 0019 (error 99).
     """
 
     def __init__(
@@ -172,6 +175,7 @@ class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
         torque_mean_cnm: int | None = None,
         torque_stddev_cnm: float = 10.0,
         angle_stddev: float = 5.0,
+        batch_size_revision: int | None = max(BATCH_SIZE_DIGITS),
         seed: int = 0,
         auto_interval_s: float | None = None,
         now: Callable[[], datetime] = datetime.now,
@@ -180,6 +184,9 @@ class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
             raise ValueError(f"max_revision must be one of {START_ACK_REVISIONS}")
         if max_clients < 1 or silence_timeout_s <= 0 or not 0.0 <= nok_rate <= 1.0:
             raise ValueError("need max_clients >= 1, silence_timeout_s > 0, 0 <= nok_rate <= 1")
+        if batch_size_revision is not None and batch_size_revision not in BATCH_SIZE_DIGITS:
+            raise ValueError(f"batch_size_revision must be None or one of "
+                             f"{tuple(BATCH_SIZE_DIGITS)}")
         self._psets = {pset.number: pset for pset in psets}
         if not self._psets:
             raise ValueError("at least one pset is needed")
@@ -197,6 +204,9 @@ class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
         self._random = random.Random(seed)
         self._auto_interval_s = auto_interval_s
         self._now = now
+        self._accepted = dict(_ACCEPTED_REVISIONS)
+        if batch_size_revision is not None:
+            self._accepted[Mid.SET_BATCH_SIZE] = batch_size_revision
         # The state is guarded by the server's lock, which sends happen under too: a state
         # change and what it sends happen together, so every client sees them in one order.
         self._sessions: dict[socket.socket, _Client] = {}
@@ -238,6 +248,11 @@ class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
         """Number of the selected pset."""
         with self._lock:
             return self._pset
+
+    def pset(self, number: int) -> Pset:
+        """Pset number as the controller holds it now (batch sizes set by MID 0019 included)."""
+        with self._lock:
+            return self._psets[number]
 
     @property
     def batch_counter(self) -> int:
@@ -500,7 +515,7 @@ class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
             self._reply(client, ack)
 
     def _command(self, client: _Client, frame: Frame) -> None:
-        accepted = _ACCEPTED_REVISIONS.get(frame.mid)
+        accepted = self._accepted.get(frame.mid)
         if accepted is None:
             self._error(client, frame.mid, ErrorCode.UNKNOWN_MID)
             return
@@ -527,6 +542,8 @@ class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
                 return ErrorCode.PSET_NOT_PRESENT
             self._pset = message.pset
             self._batch_counter = 0
+        elif isinstance(message, SetBatchSize):
+            return self._set_batch_size(message)
         elif isinstance(message, DisableTool | EnableTool):
             self._tool_enabled = isinstance(message, EnableTool)
         elif isinstance(message, ResultSubscribe):
@@ -539,6 +556,19 @@ class OpenProtocolControllerSim(ThreadedTcpServer[_Client]):
             client.subscribed = False
         elif isinstance(message, CommunicationStop):
             client.started = client.subscribed = False
+        return None
+
+    def _set_batch_size(self, message: SetBatchSize) -> ErrorCode | None:
+        pset = self._psets.get(message.pset)
+        if pset is None:
+            return ErrorCode.PSET_NOT_PRESENT
+        if message.batch_size < 1:
+            # A batch of no tightenings is no batch; invalid data is MID 0019's documented error.
+            return ErrorCode.INVALID_DATA
+        self._psets[pset.number] = msgspec.structs.replace(pset, batch_size=message.batch_size)
+        if pset.number == self._pset:
+            # The counter is the running pset's; another pset's starts at 0 when selected.
+            self._batch_counter = 0
         return None
 
     def _error(self, client: _Client, mid: int, error: ErrorCode) -> None:

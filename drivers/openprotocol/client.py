@@ -37,6 +37,7 @@ from drivers.openprotocol.mids import (
     ResultUnsubscribe,
     SelectParameterSet,
     TighteningResult,
+    batch_size_command,
     decode_message,
     encode_message,
     error_name,
@@ -252,6 +253,15 @@ class OpenProtocolLink:
     def select_pset(self, pset: int) -> None:
         """Select parameter set pset (MID 0018); CommandRejected (error 02) if it does not exist."""
         self._command(SelectParameterSet(pset=pset))
+
+    def set_batch_size(self, pset: int, size: int) -> None:
+        """Set pset's batch size (MID 0019; the controller restarts its batch counter).
+
+        Sent as revision 1 when size fits 2 digits, else revision 2 (4 digits). ValueError if
+        pset or size does not fit (nothing is sent); CommandRejected if refused: 02 unknown
+        pset, 01 a size the controller does not take, 97 no revision 2, 99 no MID 0019 at all.
+        """
+        self._command(batch_size_command(pset, size))
 
     def enable_tool(self) -> None:
         """Let the tool run (MID 0043)."""

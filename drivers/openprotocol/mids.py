@@ -20,6 +20,7 @@ import msgspec
 from drivers.openprotocol.codec import Frame, FrameError, encode_frame
 
 __all__ = [
+    "BATCH_SIZE_DIGITS",
     "ERROR_NAMES",
     "START_ACK_REVISIONS",
     "BatchStatus",
@@ -40,7 +41,9 @@ __all__ = [
     "ResultSubscribe",
     "ResultUnsubscribe",
     "SelectParameterSet",
+    "SetBatchSize",
     "TighteningResult",
+    "batch_size_command",
     "cnm_from_nm",
     "decode_message",
     "encode_message",
@@ -60,6 +63,7 @@ class Mid(IntEnum):
     COMMAND_ERROR = 4
     COMMAND_ACCEPTED = 5
     SELECT_PARAMETER_SET = 18
+    SET_BATCH_SIZE = 19
     DISABLE_TOOL = 42
     ENABLE_TOOL = 43
     RESULT_SUBSCRIBE = 60
@@ -124,6 +128,8 @@ ERROR_NAMES: dict[int, str] = {
 
 # MID 0002 revisions this module can read and write; a client asks the highest first.
 START_ACK_REVISIONS = (1, 2, 3)
+# Digits of the batch size per MID 0019 revision: revision 2 only widens the field.
+BATCH_SIZE_DIGITS = {1: 2, 2: 4}
 
 
 def error_name(code: int) -> str:
@@ -225,6 +231,30 @@ class SelectParameterSet(msgspec.Struct, frozen=True, kw_only=True, tag="select_
 
     MID: ClassVar[int] = Mid.SELECT_PARAMETER_SET
     pset: int
+
+
+class SetBatchSize(msgspec.Struct, frozen=True, kw_only=True, tag="set_batch_size"):
+    """MID 0019: set the batch size of pset 0..999 at run time.
+
+    Revision 1 carries 0..99, revision 2 0..9999 (`batch_size_command` picks the lowest).
+    """
+
+    MID: ClassVar[int] = Mid.SET_BATCH_SIZE
+    pset: int
+    batch_size: int
+    revision: int = 1
+
+
+def batch_size_command(pset: int, batch_size: int) -> SetBatchSize:
+    """MID 0019 of the lowest revision that carries batch_size; ValueError if none does.
+
+    The lowest: revision 1 is the older one, so more controllers take it.
+    """
+    for revision, digits in sorted(BATCH_SIZE_DIGITS.items()):
+        if not isinstance(batch_size, bool) and 0 <= batch_size < 10**digits:
+            return SetBatchSize(pset=pset, batch_size=batch_size, revision=revision)
+    widest = max(BATCH_SIZE_DIGITS.values())
+    raise ValueError(f"batch size {batch_size!r} does not fit {widest} digits")
 
 
 class DisableTool(msgspec.Struct, frozen=True, kw_only=True, tag="disable_tool"):
@@ -332,6 +362,7 @@ Message: TypeAlias = (
     | CommandError
     | CommandAccepted
     | SelectParameterSet
+    | SetBatchSize
     | DisableTool
     | EnableTool
     | ResultSubscribe
@@ -459,6 +490,8 @@ def to_frame(message: Message) -> Frame:
         return Frame(mid=message.MID, data=_number(message.mid, 4, "MID").encode("ascii"))
     if isinstance(message, SelectParameterSet):
         return Frame(mid=message.MID, data=_number(message.pset, 3, "pset").encode("ascii"))
+    if isinstance(message, SetBatchSize):
+        return Frame(mid=message.MID, revision=message.revision, data=_batch_size_data(message))
     if isinstance(message, TighteningResult):
         return Frame(mid=message.MID, data=_result_data(message))
     return Frame(mid=message.MID)
@@ -467,6 +500,16 @@ def to_frame(message: Message) -> Frame:
 def encode_message(message: Message) -> bytes:
     """Wire bytes of message; ValueError if a field does not fit its wire width."""
     return encode_frame(to_frame(message))
+
+
+def _batch_size_data(command: SetBatchSize) -> bytes:
+    digits = BATCH_SIZE_DIGITS.get(command.revision)
+    if digits is None:
+        raise ValueError(f"MID 0019 revision {command.revision} is not one of "
+                         f"{tuple(BATCH_SIZE_DIGITS)}")
+    # No parameter ids: the pset and the size follow each other, as in MID 0018.
+    data = _number(command.pset, 3, "pset") + _number(command.batch_size, digits, "batch size")
+    return data.encode("ascii")
 
 
 def _start_ack_data(ack: CommunicationStartAck) -> bytes:
@@ -567,6 +610,22 @@ def _decode_select(frame: Frame) -> Message:
     return SelectParameterSet(pset=_parse_int(_prefix(frame, 3), "pset"))
 
 
+def _decode_batch_size(frame: Frame) -> Message:
+    digits = BATCH_SIZE_DIGITS.get(frame.revision)
+    if digits is None:
+        # Revision 2 widened a field rather than appending one, so a later revision cannot be
+        # read by an earlier layout.
+        raise FrameError(f"MID 0019 revision {frame.revision} is not supported")
+    text = frame.data.decode("ascii")
+    if len(text) != 3 + digits:
+        raise FrameError(f"MID 0019: {len(text)} data bytes, expected {3 + digits}")
+    return SetBatchSize(
+        pset=_parse_int(text[:3], "pset"),
+        batch_size=_parse_int(text[3:], "batch size"),
+        revision=frame.revision,
+    )
+
+
 def _decode_result(frame: Frame) -> Message:
     if frame.revision != 1:
         raise FrameError(f"MID 0061 revision {frame.revision} is not supported")
@@ -610,6 +669,7 @@ _DECODERS: dict[int, Callable[[Frame], Message]] = {
     Mid.COMMAND_ERROR: _decode_error,
     Mid.COMMAND_ACCEPTED: _decode_accepted,
     Mid.SELECT_PARAMETER_SET: _decode_select,
+    Mid.SET_BATCH_SIZE: _decode_batch_size,
     Mid.DISABLE_TOOL: _no_data(DisableTool()),
     Mid.ENABLE_TOOL: _no_data(EnableTool()),
     Mid.RESULT_SUBSCRIBE: lambda frame: ResultSubscribe(

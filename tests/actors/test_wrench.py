@@ -287,7 +287,11 @@ def test_a_sequence_counts_ok_results_and_clear_restarts_it(
         database: duckdb.DuckDBPyConnection) -> None:
     events = watch(runtime)
     ref = start(runtime, database, controller.port)
+    call(runtime, ref, SetSequence(pset=1, size=0))  # none expected: no batch to size
+    assert controller.received(Mid.SET_BATCH_SIZE) == 0
     call(runtime, ref, SetSequence(pset=1, size=2))
+    # The controller counts the same batch (its pset 1 had a batch of 4).
+    assert controller.pset(1).batch_size == 2 and controller.selected_pset == 1
     controller.tighten(ok=True)
     controller.tighten(ok=False)  # a NOK does not count
     controller.tighten(ok=True)
@@ -295,6 +299,10 @@ def test_a_sequence_counts_ok_results_and_clear_restarts_it(
     s = status(runtime, ref)
     assert (s.sequence.pset, s.sequence.size, s.sequence.counter, s.sequence.complete) == (
         1, 2, 2, True)
+    assert s.error is None
+    results = [e.data for e in seen(events, "device.wrench.w1.result")]
+    assert [(r["batch_size"], r["batch_counter"], r["batch_status"]) for r in results] == [
+        (2, 1, "nok"), (2, 1, "nok"), (2, s.sequence.counter, "ok")]
     (batch,) = seen(events, "device.wrench.w1.batch")
     assert batch.durable and batch.data["complete"] and batch.data["size"] == 2
     entry = classify(batch.topic, batch.source, batch.data)
@@ -306,6 +314,56 @@ def test_a_sequence_counts_ok_results_and_clear_restarts_it(
     ref = start(runtime, database, controller.port)
     s = status(runtime, ref)
     assert s.last_result is None and s.sequence.size == 2 and s.results == 3 and s.nok == 1
+    assert controller.received(Mid.SET_BATCH_SIZE) == 2  # sent again on connect
+
+
+def test_a_rebooted_controller_gets_the_batch_size_back(
+        runtime: Runtime, vclock: VirtualClock, controller: OpenProtocolControllerSim,
+        database: duckdb.DuckDBPyConnection) -> None:
+    events = watch(runtime)
+    supervised(runtime, config(controller.port), database)
+    settle(runtime, vclock, lambda: runtime.health.state("wrench:w1") == HealthState.UP)
+    call(runtime, runtime.directory.get("wrench:w1"), SetSequence(pset=1, size=2))
+    assert controller.pset(1).batch_size == 2
+    port = controller.port
+    controller.stop()
+    settle(runtime, vclock, lambda: runtime.health.state("wrench:w1") == HealthState.DOWN)
+    # A new controller on the same address: what the old one was told is gone.
+    with OpenProtocolControllerSim(port=port, torque_stddev_cnm=0.0, angle_stddev=0.0) as new:
+        assert new.pset(1).batch_size == 4
+        settle(runtime, vclock, lambda: runtime.health.state("wrench:w1") == HealthState.UP
+               and new.subscribers == 1)
+        assert new.selected_pset == 1 and new.pset(1).batch_size == 2
+        new.tighten(ok=True)
+        new.tighten(ok=True)
+        ref = runtime.directory.get("wrench:w1")
+        settle(runtime, vclock, lambda: status(runtime, ref).results == 2)
+        s = status(runtime, ref)
+    assert (s.sequence.counter, s.sequence.complete, s.error) == (2, True, None)
+    results = [e.data for e in seen(events, "device.wrench.w1.result")]
+    assert [(r["batch_counter"], r["batch_status"]) for r in results] == [(1, "nok"), (2, "ok")]
+
+
+@pytest.mark.parametrize(("revision", "size", "error"), [(None, 2, "error 99"),
+                                                         (1, 150, "error 97")],
+                         ids=["no-mid-0019", "no-revision-2"])
+def test_a_refused_batch_size_is_noted_and_takt_still_counts_the_sequence(
+        runtime: Runtime, vclock: VirtualClock, database: duckdb.DuckDBPyConnection,
+        revision: int | None, size: int, error: str) -> None:
+    with OpenProtocolControllerSim(port=0, batch_size_revision=revision, torque_stddev_cnm=0.0,
+                                   angle_stddev=0.0) as sim:
+        ref = start(runtime, database, sim.port)
+        state = call(runtime, ref, SetSequence(pset=1, size=size))
+        assert (state.sequence.pset, state.sequence.size, state.sequence.counter) == (1, size, 0)
+        assert f"batch size {size} of pset 1 refused" in (state.error or "")
+        assert error in (state.error or "")
+        assert sim.selected_pset == 1 and sim.pset(1).batch_size == 4  # its own, unchanged
+        sim.tighten(ok=True)
+        sim.tighten(ok=True)
+        settle(runtime, vclock, lambda: status(runtime, ref).results == 2)
+        s = status(runtime, ref)
+    assert s.state == "UP" and s.sequence.counter == 2 and s.sequence.complete == (size == 2)
+    assert s.last_result is not None and s.last_result.batch_size == 4
 
 
 def test_programs_are_checked_stored_and_survive_a_restart(
@@ -325,6 +383,7 @@ def test_programs_are_checked_stored_and_survive_a_restart(
     assert [(v.number, v.source) for v in views] == [(1, "config"), (2, "stored")]
     state = call(runtime, ref, SelectPset(2))  # the stored batch size sizes the sequence
     assert (state.sequence.pset, state.sequence.size) == (2, 3)
+    assert controller.pset(2).batch_size == 3  # and the controller's batch
 
 
 def test_disconnect_ends_the_session_until_connect(

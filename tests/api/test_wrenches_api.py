@@ -73,6 +73,7 @@ async def test_commands_results_and_the_journal(
     r = await post(client, auth, "sequence", {"program_nr": 1, "sequence_number": 2})
     assert (await r.get_json())["sequence"] == {"pset": 1, "size": 2, "counter": 0,
                                                  "complete": False}
+    assert controller.pset(1).batch_size == 2  # the controller counts the same batch
     controller.tighten(ok=True)
     controller.tighten(ok=False)
     controller.tighten(ok=True)
@@ -84,6 +85,8 @@ async def test_commands_results_and_the_journal(
     state = await eventually(three)
     assert (state["ok"], state["nok"], state["sequence"]["complete"]) == (2, 1, True)
     assert state["last_result"]["ok"] is True and state["last_result"]["torque_nm"] == 10.0
+    last = state["last_result"]
+    assert (last["batch_size"], last["batch_counter"], last["batch_status"]) == (2, 2, "ok")
 
     page = await (await client.get("/api/v1/wrenches/w1/results?limit=2",
                                    headers=auth)).get_json()
@@ -111,6 +114,30 @@ async def test_commands_results_and_the_journal(
     state = await (await post(client, auth, "cancel")).get_json()
     assert state["tool_enabled"] is False and not controller.tool_enabled
     assert (await (await post(client, auth, "test")).get_json())["ok"] is True
+
+
+async def test_a_controller_without_batch_support_still_runs_the_sequence(
+        client: Any, station: Station) -> None:
+    auth = await admin(client, station)
+    with OpenProtocolControllerSim(port=0, batch_size_revision=None, torque_stddev_cnm=0.0,
+                                   angle_stddev=0.0) as old:
+        await put_wrench(client, auth, old.port)
+        await up(client, auth)
+        r = await post(client, auth, "sequence", {"program_nr": 1, "sequence_number": 2})
+        assert r.status_code == 200, await r.get_data()
+        state = await r.get_json()
+        assert state["sequence"] == {"pset": 1, "size": 2, "counter": 0, "complete": False}
+        assert "refused" in state["error"] and "error 99" in state["error"]
+        assert old.received(Mid.SET_BATCH_SIZE) == 1 and old.pset(1).batch_size == 4
+        old.tighten(ok=True)
+        old.tighten(ok=True)
+
+        async def counted() -> Any:
+            state = await (await client.get("/api/v1/wrenches/w1/state", headers=auth)).get_json()
+            return state["results"] == 2 and state
+
+        state = await eventually(counted)
+    assert state["sequence"]["counter"] == 2 and state["sequence"]["complete"] is True
 
 
 async def test_torque_settings_and_programs(

@@ -207,6 +207,47 @@ def test_select_pset_and_unknown_pset(
     assert link.connected
 
 
+def test_set_batch_size_answered_and_refused(
+    sim: OpenProtocolControllerSim, link: OpenProtocolLink
+) -> None:
+    link.set_batch_size(1, 2)
+    assert sim.pset(1).batch_size == 2
+    link.set_batch_size(2, 150)  # more than 2 digits: revision 2
+    assert sim.pset(2).batch_size == 150
+    assert sim.revisions_received(19) == [1, 2]
+    with pytest.raises(CommandRejected, match="error 02") as refused:
+        link.set_batch_size(7, 2)
+    assert (refused.value.mid, refused.value.error) == (19, 2)
+    with pytest.raises(CommandRejected) as refused:
+        link.set_batch_size(1, 0)
+    assert (refused.value.error, refused.value.error_name) == (1, "invalid data")
+    assert sim.pset(1).batch_size == 2
+    with pytest.raises(ValueError, match="batch size 10000"):
+        link.set_batch_size(1, 10_000)  # fits no revision; nothing is sent
+    assert sim.received(19) == 4
+    assert link.connected
+
+
+@pytest.mark.parametrize(
+    ("revision", "size", "error"), [(None, 2, 99), (1, 150, 97)], ids=["no-mid-0019", "rev-1"]
+)
+def test_set_batch_size_refused_by_a_controller_without_it(
+    make_link: Callable[..., OpenProtocolLink], revision: int | None, size: int, error: int
+) -> None:
+    with OpenProtocolControllerSim(batch_size_revision=revision) as sim:
+        link = make_link(sim.port)
+        link.connect()
+        with pytest.raises(CommandRejected) as refused:
+            link.set_batch_size(1, size)
+        assert (refused.value.mid, refused.value.error) == (19, error)
+        assert sim.pset(1).batch_size == 4  # as configured
+        if revision == 1:
+            link.set_batch_size(1, 99)
+            assert sim.pset(1).batch_size == 99
+        link.select_pset(2)  # the session goes on
+        assert link.connected
+
+
 def test_disabled_tool_gives_no_result(
     sim: OpenProtocolControllerSim, link: OpenProtocolLink, recorder: Recorder
 ) -> None:

@@ -39,7 +39,9 @@ from drivers.openprotocol.mids import (
     ResultSubscribe,
     ResultUnsubscribe,
     SelectParameterSet,
+    SetBatchSize,
     TighteningResult,
+    batch_size_command,
     cnm_from_nm,
     decode_message,
     encode_message,
@@ -193,6 +195,45 @@ def test_command_error_names_its_code() -> None:
     assert error_name(55) == "unknown error 55"
 
 
+def test_set_batch_size_revisions_on_the_wire() -> None:
+    # As other implementations write them: no parameter ids; revision 2 widens the size.
+    assert decode_message(decode_frame(b"00250019            77750\x00")) == SetBatchSize(
+        pset=777, batch_size=50
+    )
+    assert decode_message(decode_frame(b"00270019002         7770050\x00")) == SetBatchSize(
+        pset=777, batch_size=50, revision=2
+    )
+    assert encode_message(SetBatchSize(pset=1, batch_size=4)) == b"002500190010        00104\x00"
+    rev2 = SetBatchSize(pset=12, batch_size=1500, revision=2)
+    assert encode_message(rev2) == b"002700190020        0121500\x00"
+
+
+def test_batch_size_command_takes_the_lowest_revision_that_fits() -> None:
+    assert batch_size_command(3, 0) == SetBatchSize(pset=3, batch_size=0, revision=1)
+    assert batch_size_command(3, 99).revision == 1
+    assert batch_size_command(3, 100) == SetBatchSize(pset=3, batch_size=100, revision=2)
+    assert batch_size_command(3, 9999).revision == 2
+    for size in (10_000, -1, True):
+        with pytest.raises(ValueError, match="batch size"):
+            batch_size_command(3, size)
+
+
+@pytest.mark.parametrize(
+    ("data", "revision", "match"),
+    [
+        (b"0012", 1, "4 data bytes, expected 5"),
+        (b"0010002", 1, "7 data bytes, expected 5"),
+        (b"00102", 2, "5 data bytes, expected 7"),
+        (b"001X2", 1, "batch size 'X2' is not a number"),
+        (b" 0102", 1, "pset ' 01' is not a number"),
+        (b"0010002", 3, "revision 3 is not supported"),
+    ],
+)
+def test_bad_batch_size_data_is_a_frame_error(data: bytes, revision: int, match: str) -> None:
+    with pytest.raises(FrameError, match=match):
+        decode_message(Frame(mid=19, revision=revision, data=data))
+
+
 def test_unknown_mid_is_kept_as_other() -> None:
     frame = Frame(mid=15, revision=2, data=b"001")
     assert decode_message(frame) == OtherMid(mid=15, revision=2, data=b"001")
@@ -273,6 +314,11 @@ def test_encode_frame_rejects_what_does_not_fit(frame: Frame) -> None:
     [
         SelectParameterSet(pset=1000),
         SelectParameterSet(pset=-1),
+        SetBatchSize(pset=1, batch_size=100),
+        SetBatchSize(pset=1, batch_size=10_000, revision=2),
+        SetBatchSize(pset=1000, batch_size=1),
+        SetBatchSize(pset=1, batch_size=-1),
+        SetBatchSize(pset=1, batch_size=1, revision=3),
         CommandError(mid=18, error=100),
         CommunicationStartAck(cell_id=1, channel_id=1, controller_name="x" * 26),
         CommunicationStartAck(cell_id=1, channel_id=1, controller_name="Schraubersteuerung ä"),
@@ -530,6 +576,8 @@ messages = st.one_of(
     st.builds(CommandError, mid=number(4), error=number(2)),
     st.builds(CommandAccepted, mid=number(4)),
     st.builds(SelectParameterSet, pset=number(3)),
+    st.builds(SetBatchSize, pset=number(3), batch_size=number(2)),
+    st.builds(SetBatchSize, pset=number(3), batch_size=number(4), revision=st.just(2)),
     st.just(DisableTool()),
     st.just(EnableTool()),
     st.builds(ResultSubscribe, revision=st.integers(1, 999), no_ack=st.booleans()),
@@ -570,3 +618,24 @@ def test_result_with_one_changed_character_decodes_or_is_a_frame_error(
     except FrameError:
         return
     assert isinstance(decoded, TighteningResult)
+
+
+@given(number(3), number(4))
+def test_batch_size_command_roundtrips_in_the_fewest_digits(pset: int, size: int) -> None:
+    command = batch_size_command(pset, size)
+    assert command.revision == (1 if size <= 99 else 2)
+    assert roundtrip(command) == command
+    frame = decode_frame(encode_message(command))
+    assert (frame.mid, frame.revision) == (19, command.revision)
+    assert int(frame.data[3:]) == size and len(frame.data) == (5 if size <= 99 else 7)
+
+
+@given(st.integers(1, 3), st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+                                  max_size=9))
+def test_any_batch_size_data_decodes_or_is_a_frame_error(revision: int, data: str) -> None:
+    try:
+        decoded = decode_message(Frame(mid=19, revision=revision, data=data.encode("ascii")))
+    except FrameError:
+        return
+    assert isinstance(decoded, SetBatchSize)
+    assert encode_message(decoded)[20:-1] == data.encode("ascii")

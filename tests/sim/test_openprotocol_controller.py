@@ -32,6 +32,7 @@ from drivers.openprotocol.mids import (
     ResultSubscribe,
     ResultUnsubscribe,
     SelectParameterSet,
+    SetBatchSize,
     TighteningResult,
     decode_message,
     encode_message,
@@ -343,6 +344,53 @@ def test_batch_counter(sim: OpenProtocolControllerSim, peer: RawPeer) -> None:
     assert (unused.batch_status, unused.batch_size) == (BatchStatus.NOT_USED, 0)
 
 
+def test_set_batch_size_restarts_the_batch_and_results_follow(
+    sim: OpenProtocolControllerSim, peer: RawPeer
+) -> None:
+    assert peer.ask(ResultSubscribe()) == CommandAccepted(mid=60)
+    sim.tighten(ok=True)
+    assert message_batch(peer.message()) == (3, 1, BatchStatus.NOK)
+    assert peer.ask(SetBatchSize(pset=1, batch_size=2)) == CommandAccepted(mid=19)
+    assert sim.pset(1).batch_size == 2
+    assert sim.batch_counter == 0  # the running pset's batch starts over
+    for ok in (True, False, True, True):
+        sim.tighten(ok=ok)
+    assert [message_batch(peer.message()) for _ in range(4)] == [
+        (2, 1, BatchStatus.NOK),
+        (2, 1, BatchStatus.NOK),  # a NOK does not count
+        (2, 2, BatchStatus.OK),
+        (2, 1, BatchStatus.NOK),  # the next batch
+    ]
+    # Another pset's size leaves the running batch alone; revision 2 carries 4 digits.
+    rev2 = SetBatchSize(pset=5, batch_size=1500, revision=2)
+    assert peer.ask(rev2) == CommandAccepted(mid=19)
+    assert (sim.pset(5).batch_size, sim.batch_counter) == (1500, 1)
+    assert peer.ask(SelectParameterSet(pset=5)) == CommandAccepted(mid=18)
+    sim.tighten(ok=True)
+    assert message_batch(peer.message()) == (1500, 1, BatchStatus.NOK)
+    assert sim.received(19) == 2 and sim.revisions_received(19) == [1, 2]
+
+
+def test_set_batch_size_refusals(
+    sim: OpenProtocolControllerSim, peer: RawPeer,
+    make_sim: Callable[..., OpenProtocolControllerSim], make_peer: Callable[[int], RawPeer],
+) -> None:
+    assert peer.ask(SetBatchSize(pset=2, batch_size=5)) == CommandError(mid=19, error=2)
+    assert peer.ask(SetBatchSize(pset=1, batch_size=0)) == CommandError(mid=19, error=1)
+    assert peer.ask(encode_frame(Frame(mid=19, data=b"0010X"))) == CommandError(mid=19, error=1)
+    bad_rev = encode_frame(Frame(mid=19, revision=3, data=b"0010005"))
+    assert peer.ask(bad_rev) == CommandError(mid=19, error=97)
+    assert sim.pset(1).batch_size == 3 and sim.received(19) == 4
+    without = make_peer(make_sim(batch_size_revision=None).port)
+    without.start()
+    assert without.ask(SetBatchSize(pset=1, batch_size=5)) == CommandError(mid=19, error=99)
+    rev1_only = make_peer(make_sim(batch_size_revision=1).port)
+    rev1_only.start()
+    rev2 = SetBatchSize(pset=1, batch_size=500, revision=2)
+    assert rev1_only.ask(rev2) == CommandError(mid=19, error=97)
+    assert rev1_only.ask(SetBatchSize(pset=1, batch_size=50)) == CommandAccepted(mid=19)
+
+
 def test_automatic_mode_tightens_until_stopped(
     sim: OpenProtocolControllerSim, peer: RawPeer
 ) -> None:
@@ -431,6 +479,8 @@ def test_bad_configuration_is_refused() -> None:
         OpenProtocolControllerSim(nok_rate=1.5)
     with pytest.raises(ValueError):
         OpenProtocolControllerSim(psets=())
+    with pytest.raises(ValueError):
+        OpenProtocolControllerSim(batch_size_revision=3)
 
 
 # --- the process form -------------------------------------------------------------------------
@@ -486,6 +536,11 @@ def consistent(result: TighteningResult) -> bool:
     angle = judge(result.angle, result.angle_min, result.angle_max)
     ok = torque is LimitStatus.OK and angle is LimitStatus.OK
     return (result.torque_status, result.angle_status, result.tightening_ok) == (torque, angle, ok)
+
+
+def message_batch(message: Message) -> tuple[int, int, BatchStatus]:
+    assert isinstance(message, TighteningResult), message
+    return message.batch_size, message.batch_counter, message.batch_status
 
 
 def message_id(message: Message) -> int:
