@@ -145,14 +145,14 @@ class RobotActor(DatabaseActor):
         self._schedule_copy()
 
     def stopping(self) -> None:
-        self._close()
+        self._close_link()
         super().stopping()
 
     def failed(self, error: BaseException) -> None:
-        self._close()
+        self._close_link()
         super().failed(error)
 
-    def _close(self) -> None:
+    def _close_link(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         stream, self.stream = self.stream, None
@@ -191,16 +191,16 @@ class RobotActor(DatabaseActor):
         except FrameError as exc:
             self.malformed += 1
             self.log.warning("robot %s sent a malformed reply: %s", c.name, exc)
-            self._close()
+            self._close_link()
             raise DeviceUnavailable(f"{c.name}: {exc}") from exc
         except DriverError as exc:
             # A refusal here (RobotRefused) is as fatal as no answer: the robot is not usable.
-            self._close()
+            self._close_link()
             if isinstance(exc, DeviceUnavailable):
                 raise
             raise DeviceUnavailable(f"{c.name}: {exc}") from exc
         except BaseException:
-            self._close()
+            self._close_link()
             raise
         self.last_error = None
 

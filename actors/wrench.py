@@ -176,14 +176,14 @@ class WrenchActor(DatabaseActor):
         self._publish_state()
 
     def stopping(self) -> None:
-        self._close()
+        self._close_link()
         super().stopping()
 
     def failed(self, error: BaseException) -> None:
-        self._close()
+        self._close_link()
         super().failed(error)
 
-    def _close(self) -> None:
+    def _close_link(self) -> None:
         link, self.link = self.link, None
         if link is not None:
             link.close()
@@ -216,12 +216,12 @@ class WrenchActor(DatabaseActor):
             else:
                 self._setup(link.disable_tool, "disable")
         except DriverError as exc:
-            self._close()
+            self._close_link()
             if isinstance(exc, DeviceUnavailable):
                 raise
             raise DeviceUnavailable(str(exc)) from exc
         except BaseException:
-            self._close()
+            self._close_link()
             raise
         self.info = ControllerInfo(
             controller_name=ack.controller_name, cell_id=ack.cell_id, channel_id=ack.channel_id,

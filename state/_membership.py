@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from controller.batches import BatchKind, BatchStatus, BatchView
 from controller.codes import CodeStatus
-from state._sql import fetch_one
+from state._sql import fetch_one, first_row
 from state.errors import NotFound
 
 __all__ = [
@@ -121,7 +121,7 @@ def batch_for_update(con: duckdb.DuckDBPyConnection, batch_id: int) -> BatchRow:
 
 def code_for_update(con: duckdb.DuckDBPyConnection, code: str) -> CodeRow:
     """The stored code, read inside the caller's transaction; NotFound if none."""
-    row = con.execute(f"SELECT {CODE_COLUMNS} FROM codes WHERE code = ?", [code]).fetchone()
+    row = first_row(con.execute(f"SELECT {CODE_COLUMNS} FROM codes WHERE code = ?", [code]))
     if row is None:
         raise NotFound(f"no code {code}")
     return code_row(row)

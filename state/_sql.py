@@ -11,7 +11,8 @@ import duckdb
 
 from state.errors import StateError, translated_errors
 
-__all__ = ["MAX_LIMIT", "capped", "fetch_one", "must", "probe", "transaction", "where_clause"]
+__all__ = ["MAX_LIMIT", "capped", "fetch_one", "first_row", "must", "probe", "transaction",
+           "where_clause"]
 
 MAX_LIMIT = 1000
 """The most rows one listing call returns."""
@@ -64,12 +65,24 @@ def probe(
     return rows
 
 
+def first_row(executed: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of the statement just executed on a connection, read to the end.
+
+    Never `fetchone()`: a result left unread keeps its connection's transaction open, and
+    while any connection holds one, every CHECKPOINT fails as soon as anything was written
+    ("there are other write transactions active"). An idle actor's cursor whose last query
+    was read with fetchone() stopped the store from checkpointing for good.
+    """
+    rows = executed.fetchall()
+    return rows[0] if rows else None
+
+
 def fetch_one(
     con: duckdb.DuckDBPyConnection, sql: str, params: list[object]
 ) -> tuple[Any, ...] | None:
     """The first row sql returns, or None."""
     with translated_errors():
-        return con.execute(sql, params).fetchone()
+        return first_row(con.execute(sql, params))
 
 
 def must(row: Any, what: str) -> Any:

@@ -8,6 +8,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from state._sql import first_row
 from state.errors import translated_errors
 from state.tables import TableSpec, register_table
 
@@ -125,7 +126,7 @@ def list_events(con: duckdb.DuckDBPyConnection, f: EventFilter, *, before_id: in
 
 def get_event(con: duckdb.DuckDBPyConnection, event_id: int) -> StoredEvent | None:
     with translated_errors():
-        row = con.execute(f"{_SELECT} WHERE e.id = ?", [event_id]).fetchone()
+        row = first_row(con.execute(f"{_SELECT} WHERE e.id = ?", [event_id]))
     return _stored(row) if row else None
 
 

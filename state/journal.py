@@ -8,6 +8,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from state._sql import first_row
 from state.errors import translated_errors
 from state.tables import TableSpec, insert_rows, register_table
 
@@ -49,7 +50,7 @@ def append_journal(con: duckdb.DuckDBPyConnection, rows: Sequence[JournalRow]) -
 def max_journal_seq(con: duckdb.DuckDBPyConnection) -> int:
     """The highest stored seq, 0 when the journal is empty; the bus resumes numbering after it."""
     with translated_errors():
-        row = con.execute("SELECT coalesce(max(seq), 0) FROM journal").fetchone()
+        row = first_row(con.execute("SELECT coalesce(max(seq), 0) FROM journal"))
     return int(row[0]) if row is not None else 0
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import msgspec
 
-from state._sql import MAX_LIMIT
+from state._sql import MAX_LIMIT, first_row
 from state.errors import DuplicateError, TransitionError, translated_errors
 
 __all__ = [
@@ -126,13 +126,13 @@ def insert_job(con: duckdb.DuckDBPyConnection, *, printer: str, template: str, c
                now_us: int) -> PrintJob:
     """Store a new job (state queued) and return it with its id."""
     with translated_errors():
-        row = con.execute(
+        row = first_row(con.execute(
             "INSERT INTO print_jobs (printer, template, code, fields, zpl, labels, state, "
             "requested_by, created_us, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             f"RETURNING {_JOB_COLUMNS}",
             [printer, template, code, msgspec.json.encode(fields).decode(), zpl, labels,
              JobState.QUEUED.value, requested_by, now_us, now_us],
-        ).fetchone()
+        ))
     assert row is not None  # RETURNING of a one-row insert
     return _job(row)
 
@@ -154,12 +154,12 @@ def update_job(con: duckdb.DuckDBPyConnection, job: PrintJob, *, now_us: int,
         if new.state not in UNFINISHED:
             new = msgspec.structs.replace(new, done_us=now_us)
     with translated_errors():
-        row = con.execute(
+        row = first_row(con.execute(
             "UPDATE print_jobs SET state = ?, reason = ?, counter_before = ?, counter_after = ?, "
             "attempts = ?, updated_us = ?, done_us = ? WHERE id = ? AND state = ? RETURNING id",
             [new.state.value, new.reason, new.counter_before, new.counter_after, new.attempts,
              new.updated_us, new.done_us, job.id, job.state.value],
-        ).fetchone()
+        ))
     if row is None:
         raise TransitionError(f"print job {job.id} is no longer {job.state} (changed meanwhile)")
     return new
@@ -167,8 +167,8 @@ def update_job(con: duckdb.DuckDBPyConnection, job: PrintJob, *, now_us: int,
 
 def get_job(con: duckdb.DuckDBPyConnection, job_id: int) -> PrintJob | None:
     with translated_errors():
-        row = con.execute(f"SELECT {_JOB_COLUMNS} FROM print_jobs WHERE id = ?",
-                          [job_id]).fetchone()
+        row = first_row(con.execute(f"SELECT {_JOB_COLUMNS} FROM print_jobs WHERE id = ?",
+                          [job_id]))
     return None if row is None else _job(row)
 
 
@@ -225,8 +225,8 @@ def list_templates(con: duckdb.DuckDBPyConnection, printer: str) -> list[StoredT
 def get_template(con: duckdb.DuckDBPyConnection, printer: str,
                  name: str) -> StoredTemplate | None:
     with translated_errors():
-        row = con.execute(f"SELECT {_TEMPLATE_COLUMNS} FROM printer_templates "
-                          "WHERE printer = ? AND name = ?", [printer, name]).fetchone()
+        row = first_row(con.execute(f"SELECT {_TEMPLATE_COLUMNS} FROM printer_templates "
+                          "WHERE printer = ? AND name = ?", [printer, name]))
     return None if row is None else _template(row)
 
 
@@ -234,10 +234,10 @@ def insert_template(con: duckdb.DuckDBPyConnection, printer: str, name: str, bod
                     by: str | None, now_us: int) -> StoredTemplate:
     """Store a new template; DuplicateError if the printer has one of that name."""
     with translated_errors():
-        row = con.execute(
+        row = first_row(con.execute(
             "INSERT INTO printer_templates (printer, name, body, created_us, updated_us, "
             f"updated_by) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_TEMPLATE_COLUMNS}",
-            [printer, name, body, now_us, now_us, by]).fetchone()
+            [printer, name, body, now_us, now_us, by]))
     assert row is not None
     return _template(row)
 
@@ -246,10 +246,10 @@ def save_template(con: duckdb.DuckDBPyConnection, printer: str, name: str, body:
                   by: str | None, now_us: int) -> tuple[StoredTemplate, bool]:
     """Create or replace a template; (the stored template, True if it was created)."""
     with translated_errors():
-        row = con.execute(
+        row = first_row(con.execute(
             "UPDATE printer_templates SET body = ?, updated_us = ?, updated_by = ? "
             f"WHERE printer = ? AND name = ? RETURNING {_TEMPLATE_COLUMNS}",
-            [body, now_us, by, printer, name]).fetchone()
+            [body, now_us, by, printer, name]))
     if row is not None:
         return _template(row), False
     try:
@@ -262,6 +262,6 @@ def save_template(con: duckdb.DuckDBPyConnection, printer: str, name: str, body:
 def delete_template(con: duckdb.DuckDBPyConnection, printer: str, name: str) -> bool:
     """Drop a template; False if there was none."""
     with translated_errors():
-        row = con.execute("DELETE FROM printer_templates WHERE printer = ? AND name = ? "
-                          "RETURNING name", [printer, name]).fetchone()
+        row = first_row(con.execute("DELETE FROM printer_templates WHERE printer = ? AND name = ? "
+                          "RETURNING name", [printer, name]))
     return row is not None

@@ -13,7 +13,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from state._sql import capped, transaction
+from state._sql import capped, first_row, transaction
 from state.errors import translated_errors
 from state.tables import TableSpec, insert_rows, register_table
 
@@ -139,6 +139,6 @@ def list_alerts(con: duckdb.DuckDBPyConnection, robot: str, limit: int, *,
 
 def count_alerts(con: duckdb.DuckDBPyConnection, robot: str) -> int:
     with translated_errors():
-        row = con.execute("SELECT count(*) FROM robot_alerts WHERE robot = ?",
-                          [robot]).fetchone()
+        row = first_row(con.execute("SELECT count(*) FROM robot_alerts WHERE robot = ?",
+                          [robot]))
     return int(row[0]) if row else 0

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import msgspec
 
-from state._sql import transaction
+from state._sql import first_row, transaction
 from state.errors import translated_errors
 
 __all__ = [
@@ -144,9 +144,9 @@ def store_result(con: duckdb.DuckDBPyConnection, result: Tightening,
     marks = ", ".join("?" * len(values))
     with transaction(con):
         with translated_errors():
-            row = con.execute(
+            row = first_row(con.execute(
                 f"INSERT INTO tightenings ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks}) "
-                f"RETURNING {_SELECT}", values).fetchone()
+                f"RETURNING {_SELECT}", values))
         if controls is not None:
             save_controls(con, controls)
     assert row is not None  # RETURNING of a one-row insert
@@ -155,7 +155,7 @@ def store_result(con: duckdb.DuckDBPyConnection, result: Tightening,
 
 def get_tightening(con: duckdb.DuckDBPyConnection, row_id: int) -> Tightening | None:
     with translated_errors():
-        row = con.execute(f"SELECT {_SELECT} FROM tightenings WHERE id = ?", [row_id]).fetchone()
+        row = first_row(con.execute(f"SELECT {_SELECT} FROM tightenings WHERE id = ?", [row_id]))
     return None if row is None else _tightening(row)
 
 
@@ -163,8 +163,9 @@ def last_tightening(con: duckdb.DuckDBPyConnection, wrench: str,
                     after_id: int = 0) -> Tightening | None:
     """The wrench's newest result, if it is newer than after_id."""
     with translated_errors():
-        row = con.execute(f"SELECT {_SELECT} FROM tightenings WHERE wrench = ? AND id > ? "
-                          "ORDER BY id DESC LIMIT 1", [wrench, after_id]).fetchone()
+        row = first_row(con.execute(
+            f"SELECT {_SELECT} FROM tightenings WHERE wrench = ? AND id > ? "
+            "ORDER BY id DESC LIMIT 1", [wrench, after_id]))
     return None if row is None else _tightening(row)
 
 
@@ -192,9 +193,9 @@ def list_tightenings(con: duckdb.DuckDBPyConnection, wrench: str, *, ok: bool | 
 
 def tightening_counts(con: duckdb.DuckDBPyConnection, wrench: str) -> TighteningCounts:
     with translated_errors():
-        row = con.execute(
+        row = first_row(con.execute(
             "SELECT count(*), count(*) FILTER (WHERE ok), count(*) FILTER (WHERE flag IS NOT NULL)"
-            " FROM tightenings WHERE wrench = ?", [wrench]).fetchone()
+            " FROM tightenings WHERE wrench = ?", [wrench]))
     results, ok, flagged = (int(n) for n in row) if row is not None else (0, 0, 0)
     return TighteningCounts(results=results, ok=ok, nok=results - ok, flagged=flagged)
 
@@ -245,8 +246,8 @@ def replace_programs(con: duckdb.DuckDBPyConnection, wrench: str,
 
 def load_controls(con: duckdb.DuckDBPyConnection, wrench: str) -> WrenchControls | None:
     with translated_errors():
-        row = con.execute(f"SELECT {', '.join(_CONTROL_COLUMNS)} FROM wrench_controls "
-                          "WHERE wrench = ?", [wrench]).fetchone()
+        row = first_row(con.execute(f"SELECT {', '.join(_CONTROL_COLUMNS)} FROM wrench_controls "
+                          "WHERE wrench = ?", [wrench]))
     return None if row is None else WrenchControls(**dict(zip(_CONTROL_COLUMNS, row,
                                                               strict=True)))
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import duckdb
 import msgspec
 
+from state._sql import first_row
 from state.errors import StateError, translated_errors
 
 __all__ = [
@@ -213,7 +214,7 @@ def _fetch_one(
     con: duckdb.DuckDBPyConnection, sql: str, params: list[object]
 ) -> tuple[Any, ...] | None:
     with translated_errors():
-        return con.execute(sql, params).fetchone()
+        return first_row(con.execute(sql, params))
 
 
 def _insert_returning_id(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> int:
