@@ -13,13 +13,14 @@ from actors.wrench import WrenchActor
 from controller.config import StationConfig
 
 __all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs",
-           "traceability_spec"]
+           "sequencer_spec", "traceability_spec"]
 
 # Which children a config section makes: (supervisor, child id prefix).
 SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "scanners": ("devices", "scanner:"),
                     "printers": ("devices", "printer:"), "wrenches": ("devices", "wrench:"),
                     "robots": ("devices", "robot:"), "ups": ("devices", "ups"),
                     "gpio": ("devices", "gpio"), "traceability": ("root", "traceability"),
+                    "coaching": ("root", "sequencer"),
                     "gateways": ("root", "gateway:")}
 
 
@@ -65,6 +66,8 @@ def section_specs(config: StationConfig, section: str,
         return [ChildSpec.of(GpioActor, "gpio", gpio, key=gpio)]
     if section == "traceability":
         return [traceability_spec(config, database)]
+    if section == "coaching":
+        return [sequencer_spec(config, database)] if config.coaching.enabled else []
     if section == "gateways":
         return gateway_specs(config)
     raise ValueError(f"section {section!r} makes no devices")
@@ -84,6 +87,15 @@ def traceability_spec(config: StationConfig, database: duckdb.DuckDBPyConnection
     return ChildSpec.of(TraceActor, "traceability", config.traceability, database,
                         station_id=config.station.id, key=(config.station.id,
                                                            config.traceability))
+
+
+def sequencer_spec(config: StationConfig, database: duckdb.DuckDBPyConnection) -> ChildSpec:
+    """The station's sequencer, a child of the root supervisor after traceability."""
+    from actors.sequencer import SequencerActor
+
+    return ChildSpec.of(SequencerActor, "sequencer", config.coaching, database,
+                        station_id=config.station.id, machine=config.station.name,
+                        key=(config.station.id, config.coaching))
 
 
 def gateway_specs(config: StationConfig) -> list[ChildSpec]:

@@ -245,11 +245,13 @@ class PlcActor(TaktActor):
         return self._info()
 
     @handles(WriteSignal)
-    def _write(self, msg: WriteSignal) -> Value:
+    def _write(self, msg: WriteSignal) -> Value | None:
         binding = self._binding(msg.signal)
         if binding.direction is not Direction.OUT:
             raise NotWritable(f"{self.config.name}.{msg.signal} is an input; it cannot be written")
         self._link().write(msg.signal, msg.value)
+        if msg.read_back:
+            return dict(self._link().read([msg.signal])).get(msg.signal)
         return msg.value
 
     @handles(TestLink)

@@ -48,8 +48,12 @@ class ReadSignals(msgspec.Struct, frozen=True, tag=True):
 
 
 class WriteSignal(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """Write an output; with read_back, read it from the PLC again and answer what it holds
+    (None if the read failed), so the writer knows the PLC has it."""
+
     signal: str
     value: Value
+    read_back: bool = False
 
 
 class TestLink(msgspec.Struct, frozen=True, tag=True):

@@ -13,8 +13,10 @@ import pykka
 
 from actors.base import handles
 from actors.database import DatabaseActor
+from actors.operators import GetOperator, ListOperators, LookupOperator, VerifyRfid
 from actors.robot_messages import ListRobotAlerts, ListRobotLogs
 from actors.runtime import ActorUnavailable, Directory
+from actors.step_events import SummarizeStepEvents
 from actors.trace_messages import (
     BatchDetail,
     CodeDetail,
@@ -32,7 +34,15 @@ from state.codes import CodePage, count_codes, find_code, get_code, list_codes
 from state.errors import NotFound
 from state.events import EventFilter, StoredEvent, get_event, list_events, unacked_ids
 from state.journal import JournalRow, read_journal
+from state.operators import (
+    Operator,
+    find_operator_by_name,
+    find_operator_by_rfid,
+    get_operator,
+    list_operators,
+)
 from state.robots import RobotAlertRow, list_alerts, list_logs
+from state.step_events import DaySummary, step_event_summary
 
 __all__ = ["GetEvent", "QueryActor", "ReadEvents", "ReadJournal", "UnackedEvents",
            "pick_query_actor"]
@@ -134,6 +144,40 @@ class QueryActor(DatabaseActor):
     @handles(ListRobotAlerts)
     def _robot_alerts(self, msg: ListRobotAlerts) -> list[RobotAlertRow]:
         return list_alerts(self.con, msg.robot, msg.no_of_alerts, max_severity=msg.max_severity)
+
+    # ---- operators (written by the operators actor) ---------------------------------------
+
+    @handles(ListOperators)
+    def _operators(self, msg: ListOperators) -> list[Operator]:
+        return [row.public() for row in list_operators(self.con, active_only=msg.active_only)]
+
+    @handles(GetOperator)
+    def _operator(self, msg: GetOperator) -> Operator:
+        row = get_operator(self.con, msg.operator_id)
+        if row is None:
+            raise NotFound(f"no operator {msg.operator_id}")
+        return row.public()
+
+    @handles(VerifyRfid)
+    def _rfid(self, msg: VerifyRfid) -> Operator:
+        row = find_operator_by_rfid(self.con, msg.rfid)
+        if row is None or not row.active:
+            raise NotFound("no active operator has this RFID")
+        return row.public()
+
+    @handles(LookupOperator)
+    def _lookup(self, msg: LookupOperator) -> int:
+        row = find_operator_by_name(self.con, msg.first_name, msg.last_name)
+        if row is None:
+            raise NotFound(f"no operator named {msg.first_name} {msg.last_name}")
+        return row.id
+
+    # ---- step events (written by the step events actor and the sequencer) -----------------
+
+    @handles(SummarizeStepEvents)
+    def _step_events(self, msg: SummarizeStepEvents) -> list[DaySummary]:
+        return step_event_summary(self.con, from_us=msg.from_us, to_us=msg.to_us,
+                                  machine_ids=msg.machine_ids)
 
 
 def pick_query_actor(directory: Directory) -> pykka.ActorRef[Any]:

@@ -145,6 +145,8 @@ class TraceActor(DatabaseActor):
         except ValueError:
             self.log.error("scan from %s has an unknown role %r", scanner, data.get("role"))
             return
+        if role is ScannerRole.COACHING:
+            return  # the station's hand scanner: the sequencer takes it
         self._queue(_Scan(str(code), self._origin(role, f"scanner.{scanner}"), None))
 
     @handles(ScanCode, deferred=True)

@@ -13,17 +13,21 @@ from werkzeug.exceptions import HTTPException
 
 from actors.runtime import ActorUnavailable, AskTimeout, Runtime
 from api import (
+    assemblies,
     auth,
+    coaching,
     config,
     events,
     gateways,
     gpio,
     journal,
+    operators,
     plcs,
     printers,
     robot_ws,
     robots,
     scanners,
+    step_events,
     system,
     traceability,
     ups,
@@ -73,7 +77,8 @@ def create_app(runtime: Runtime, station: StationConfig, token_secret: bytes) ->
                config.blueprint,
                config.catalog_blueprint, wrenches.blueprint, wrenches.torque_blueprint,
                wrenches.catalog_blueprint, ups.blueprint, robots.blueprint,
-               robot_ws.blueprint, ws.blueprint):
+               robot_ws.blueprint, assemblies.blueprint, coaching.blueprint,
+               operators.blueprint, step_events.blueprint, ws.blueprint):
         app.register_blueprint(bp)
     _install_errors(app)
     _install_metrics(app, runtime)

@@ -326,7 +326,9 @@ def effect_of(role: ScannerRole, code_state: CodeState, context: ScanContext) ->
     REJECTION_FEEDBACK: a scanner on the reject chute confirms an ejection the line asked
       for (the code becomes Rejected); an item there that was not to be rejected is an alarm.
     """
-    handler = _HANDLERS[role]
+    handler = _HANDLERS.get(role)
+    if handler is None:  # COACHING: a station scanner's read is not a line code
+        return _refuse(f"a {role.value} scanner's reads are not traceability scans")
     return handler(code_state, context)
 
 

@@ -1,8 +1,8 @@
 """Boot: open the store, build the supervision tree, start the facade, stop in reverse.
 
-    root (rest_for_one): store -> auth -> query:* -> monitor -> config
-                         -> devices (one_for_one: plc:*, scanner:*, printer:*, gpio)
-                         -> traceability -> gateway:modbus, gateway:opcua
+    root (rest_for_one): store -> auth -> operators -> step_events -> query:* -> monitor
+                         -> config -> devices (one_for_one: plc:*, scanner:*, printer:*, gpio)
+                         -> traceability -> sequencer -> gateway:modbus, gateway:opcua
 
 The simulated devices of a demo station start first, in-process, so the PLC actors
 find them on their first connect.
@@ -29,14 +29,17 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from actors.assemblies import AssembliesActor
 from actors.auth import AuthActor, EnsureAdmin
 from actors.bus import Bus
 from actors.config import ConfigActor
-from actors.devices import device_specs, gateway_specs, traceability_spec
+from actors.devices import device_specs, gateway_specs, sequencer_spec, traceability_spec
 from actors.monitor import Monitor
+from actors.operators import OperatorsActor
 from actors.query import QueryActor
 from actors.quiescence import InFlight
 from actors.runtime import Runtime, call
+from actors.step_events import StepEventsActor
 from actors.store import Flush, StoreActor
 from actors.supervisor import ChildSpec, Supervisor, WhichChildren
 from api.app import create_app
@@ -155,12 +158,16 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
             ChildSpec.of(StoreActor, "store", database, max_batch=config.store.group_commit_max,
                          shutdown_s=30.0),
             ChildSpec.of(AuthActor, "auth", database),
+            ChildSpec.of(OperatorsActor, "operators", database),
+            ChildSpec.of(StepEventsActor, "step_events", database, config.station),
             *(ChildSpec.of(QueryActor, f"query:{i}", database)
               for i in range(config.store.query_workers)),
+            ChildSpec.of(AssembliesActor, "assemblies", database),
             ChildSpec.of(Monitor, "monitor"),
             ChildSpec.of(ConfigActor, "config", database, base, config, overridden),
             devices,
             traceability_spec(config, database),
+            *([sequencer_spec(config, database)] if config.coaching.enabled else []),
             *gateway_specs(config),
         ],
         strategy=Strategy.REST_FOR_ONE,
@@ -177,6 +184,12 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
                                                lambda: secrets.token_bytes(32))
         station.admin_password = call(runtime, runtime.directory.get("auth"), EnsureAdmin(),
                                       timeout=10)
+        if config.sim is not None and config.sim.operator:
+            from sim.demo import start_demo_operator
+
+            operator = start_demo_operator(config, runtime, database, simulators)
+            if operator is not None:
+                simulators.append(operator)  # stopped first
     except BaseException:
         station.stop()  # no actor thread may outlive a failed start
         raise

@@ -61,6 +61,7 @@ __all__ = [
     "Release",
     "Resume",
     "Scan",
+    "SelectTool",
     "SetStep",
     "Signal",
     "Start",
@@ -97,7 +98,8 @@ LEGAL: dict[Phase, frozenset[Phase]] = {
                                     Phase.COMPLETE, Phase.ABORTED}),
     Phase.PAUSED: frozenset({Phase.STEP_ACTIVE, Phase.STEP_COMPLETE, Phase.INTERRUPTED,
                              Phase.COMPLETE, Phase.ABORTED}),
-    Phase.INTERRUPTED: frozenset({Phase.STEP_ACTIVE, Phase.COMPLETE, Phase.ABORTED}),
+    Phase.INTERRUPTED: frozenset({Phase.STEP_ACTIVE, Phase.STEP_COMPLETE, Phase.COMPLETE,
+                                  Phase.ABORTED}),
     Phase.COMPLETE: frozenset({Phase.STEP_ACTIVE}),
     Phase.ABORTED: frozenset({Phase.STEP_ACTIVE}),
 }
@@ -143,7 +145,7 @@ class CoachingState(msgspec.Struct, frozen=True, kw_only=True):
     variables: dict[str, str] = {}
     started_us: int = 0
     step_started_us: int = 0
-    resume_phase: Phase | None = None  # where Resume returns to from PAUSED
+    resume_phase: Phase | None = None  # where Resume returns to (PAUSED, INTERRUPTED)
     results: tuple[StepResult, ...] = ()
     failed: str | None = None  # why the record can no longer be OK
     outcome: Outcome | None = None
@@ -285,6 +287,13 @@ class WriteOutput(msgspec.Struct, frozen=True, kw_only=True):
     value: str
 
 
+class SelectTool(msgspec.Struct, frozen=True, kw_only=True):
+    """Ready the wrench for a TORQUE step: select the step's pset on it."""
+
+    wrench: str
+    pset: int
+
+
 class Release(msgspec.Struct, frozen=True, kw_only=True):
     """Release the part to the line: only after a record completed OK with release on."""
 
@@ -303,8 +312,8 @@ class Refused(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
 
 
-Effect = (Emit | StepStarted | StepFinished | RecordFinished | WriteOutput | Release | WakeAt
-          | Refused)
+Effect = (Emit | StepStarted | StepFinished | RecordFinished | WriteOutput | SelectTool | Release
+          | WakeAt | Refused)
 Result = tuple[CoachingState, tuple[Effect, ...]]
 
 
@@ -383,6 +392,8 @@ def _enter(state: CoachingState, index: int, at_us: int, *,
     ]
     effects += [WriteOutput(plc=c.plc, signal=c.signal, value=c.value)
                 for c in conditions if isinstance(c, OutputSignal)]
+    effects += [SelectTool(wrench=c.wrench, pset=c.pset) for c in conditions
+                if isinstance(c, Torque) and c.wrench is not None and c.pset is not None]
     effects += _wake(new)
     return new, effects
 
@@ -433,7 +444,8 @@ def _fact(state: CoachingState, event: Input) -> tuple[CoachingState, list[Effec
     new = msgspec.structs.replace(state, progress=tuple(progress), variables=variables,
                                   failed=failed)
     if interrupt is not None:
-        new = msgspec.structs.replace(new, phase=Phase.INTERRUPTED)
+        new = msgspec.structs.replace(new, phase=Phase.INTERRUPTED,
+                                      resume_phase=Phase.STEP_ACTIVE)
         return new, [*effects, Emit(kind="step_interrupt",
                                     data={**_ids(new), "reason": interrupt})]
     if all(p.done for p in new.progress):
@@ -568,12 +580,19 @@ def _advance(state: CoachingState, at_us: int) -> tuple[CoachingState, list[Effe
     return _finish(state, at_us)
 
 
+def _step_open(state: CoachingState) -> bool:
+    """The current step has begun and not finished (its StepFinished is still to come)."""
+    if state.phase is Phase.STEP_ACTIVE:
+        return True
+    return state.phase in (Phase.PAUSED, Phase.INTERRUPTED) and \
+        state.resume_phase is not Phase.STEP_COMPLETE
+
+
 def _finish(state: CoachingState, at_us: int) -> tuple[CoachingState, list[Effect]]:
     """End the record: its outcome, the release, the message."""
     assert state.assembly is not None and state.record_id is not None
     effects: list[Effect] = []
-    if state.phase in (Phase.STEP_ACTIVE, Phase.INTERRUPTED) or (
-            state.phase is Phase.PAUSED and state.resume_phase is Phase.STEP_ACTIVE):
+    if _step_open(state):
         result = _result(state, at_us, ok=False)  # left before its conditions held
         effects.append(StepFinished(record_id=state.record_id, result=result))
         state = msgspec.structs.replace(state, results=(*state.results, result))
@@ -617,7 +636,7 @@ def _set_step(state: CoachingState, e: SetStep) -> tuple[CoachingState, list[Eff
         return _refuse(state, f"no step {e.step}; the assembly has "
                               f"{len(state.assembly.steps)}")
     effects: list[Effect] = []
-    if state.phase is not Phase.STEP_COMPLETE:  # the current step ends where it is
+    if _step_open(state):  # the current step ends where it is
         result = _result(state, e.at_us, ok=False)
         effects.append(StepFinished(record_id=state.record_id, result=result))
         state = msgspec.structs.replace(state, results=(*state.results, result))
@@ -633,10 +652,10 @@ def _pause(state: CoachingState, e: Pause) -> tuple[CoachingState, list[Effect]]
 
 
 def _resume(state: CoachingState, e: Resume) -> tuple[CoachingState, list[Effect]]:
-    if state.phase is Phase.PAUSED:
+    if state.phase in (Phase.PAUSED, Phase.INTERRUPTED):
+        # Back where it was: an active step goes on (a NOK step is reworked), a complete one
+        # waits for Advance again; it is never finished a second time.
         back = state.resume_phase or Phase.STEP_ACTIVE
-    elif state.phase is Phase.INTERRUPTED:
-        back = Phase.STEP_ACTIVE  # the step goes on where it was (a NOK step is reworked)
     else:
         return _refuse(state, f"nothing to resume while {state.phase.value}")
     new = msgspec.structs.replace(state, phase=back, resume_phase=None)
@@ -653,7 +672,8 @@ def _resume(state: CoachingState, e: Resume) -> tuple[CoachingState, list[Effect
 def _interrupt(state: CoachingState, e: Interrupt) -> tuple[CoachingState, list[Effect]]:
     if state.phase not in (Phase.STEP_ACTIVE, Phase.STEP_COMPLETE, Phase.PAUSED):
         return _refuse(state, f"nothing to interrupt while {state.phase.value}")
-    new = msgspec.structs.replace(state, phase=Phase.INTERRUPTED, resume_phase=None)
+    back = state.resume_phase if state.phase is Phase.PAUSED else state.phase
+    new = msgspec.structs.replace(state, phase=Phase.INTERRUPTED, resume_phase=back)
     return new, [Emit(kind="step_interrupt", data={**_ids(state), "reason": e.reason})]
 
 
@@ -662,7 +682,7 @@ def _abort(state: CoachingState, e: Abort) -> tuple[CoachingState, list[Effect]]
         return _refuse(state, f"no coaching session to abort while {state.phase.value}")
     assert state.record_id is not None
     effects: list[Effect] = []
-    if state.phase is not Phase.STEP_COMPLETE:
+    if _step_open(state):
         effects.append(StepFinished(record_id=state.record_id,
                                     result=_result(state, e.at_us, ok=False)))
     reason = e.reason or "aborted"

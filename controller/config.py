@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from controller.coaching_config import CoachingConfig
 from controller.config_check import (
     ConfigError,
     ConfigIssue,
@@ -54,6 +55,7 @@ __all__ = [
     "IMPLEMENTED_PROTOCOLS",
     "UNSUPPORTED_PROTOCOLS",
     "BindingMode",
+    "CoachingConfig",
     "ConfigError",
     "ConfigIssue",
     "DeadbandType",
@@ -186,6 +188,11 @@ class SimConfig(_Table):
     wrench_period_s: Seconds = 5.0  # how often the simulated operator tightens
     robot: bool = False  # a mobile robot controller (HTTP + WebSocket) with the demo map
     robot_port: Port = 8765
+    hand_scanner: bool = False  # the station's hand scanner (a TCP reader the operator uses)
+    hand_scanner_port: Port = 5024
+    operator: bool = False  # a virtual operator who assembles the demo's contactor, now and
+    # then making a mistake (needs the hand scanner, the wrench and the PLC simulators)
+    operator_pace: Annotated[float, Meta(gt=0, le=10)] = 1.0  # < 1: a faster operator
 
 
 class StationConfig(_Table):
@@ -201,6 +208,7 @@ class StationConfig(_Table):
     gateways: GatewaysConfig = GatewaysConfig()
     gpio: GpioConfig = GpioConfig()
     traceability: TraceabilityConfig = TraceabilityConfig()
+    coaching: CoachingConfig = CoachingConfig()
     ups: UpsConfig | None = None  # the station's UPS, read over NUT (none when left out)
     # Absent means no simulators: a real station must not open a fake PLC by default.
     sim: SimConfig | None = None
@@ -341,21 +349,26 @@ def _gpio_point(where: str, point: GpioPoint, station: StationConfig,
         )
 
 
-@table_rule(StationConfig, "plcs", "printers", "traceability")
+def _bool_output(station: StationConfig, where: str, target: Any) -> Problems:
+    """A PLC bool output named by `target` (plc, signal), if any."""
+    if target is None:
+        return
+    plc = station.plc(target.plc)
+    if plc is None or not plc.enabled:
+        state = "no PLC" if plc is None else "a disabled PLC"
+        yield join_key(where, "plc"), f"{state} named {target.plc!r}"
+        return
+    tag = plc.binding(target.signal)
+    if tag is None or tag.type is not ValueType.BOOL or tag.direction is not Direction.OUT:
+        yield (join_key(where, "signal"),
+               f"{plc.name}.{target.signal} must be a bool signal with direction 'out'")
+
+
+@table_rule(StationConfig, "plcs", "printers", "traceability", "coaching")
 def _traceability_devices(key: str, station: StationConfig) -> Problems:
     trace = station.traceability
-    if trace.eject is not None:
-        where = "traceability.eject"
-        plc = station.plc(trace.eject.plc)
-        if plc is None or not plc.enabled:
-            state = "no PLC" if plc is None else "a disabled PLC"
-            yield join_key(where, "plc"), f"{state} named {trace.eject.plc!r}"
-        else:
-            tag = plc.binding(trace.eject.signal)
-            if tag is None or tag.type is not ValueType.BOOL or tag.direction is not Direction.OUT:
-                yield (join_key(where, "signal"),
-                       f"{plc.name}.{trace.eject.signal} must be a bool signal with direction "
-                       "'out'")
+    yield from _bool_output(station, "traceability.eject", trace.eject)
+    yield from _bool_output(station, "coaching.release", station.coaching.release)
     printers = {p.name: p for p in station.printers}
     for kind in ("batch", "package", "box"):
         rule = trace.labels.for_kind(kind)
@@ -383,6 +396,7 @@ def _ports_distinct(key: str, station: StationConfig) -> Problems:
             ("sim.printer_port", station.sim.printer_port, station.sim.printer),
             ("sim.wrench_port", station.sim.wrench_port, station.sim.wrench),
             ("sim.robot_port", station.sim.robot_port, station.sim.robot),
+            ("sim.hand_scanner_port", station.sim.hand_scanner_port, station.sim.hand_scanner),
         ]
     for where, port, active in candidates:
         if not active:

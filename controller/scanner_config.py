@@ -54,6 +54,7 @@ class ScannerRole(StrEnum):
     PACKAGE = "PACKAGE"
     BOX = "BOX"
     REJECTION_FEEDBACK = "REJECTION_FEEDBACK"
+    COACHING = "COACHING"  # the station's hand scanner: its reads go to the sequencer only
 
 
 class Terminator(StrEnum):

@@ -14,7 +14,7 @@ from controller.config import Direction, PlcConfig, Protocol, StationConfig, Val
 from drivers.modbus.codec import RegisterSpec, make_spec
 from sim.modbus_plc import ModbusPlcSimulator, Script
 
-__all__ = ["demo_line_codes", "demo_plc_script", "start_demo_plc"]
+__all__ = ["demo_line_codes", "demo_plc_script", "start_demo_operator", "start_demo_plc"]
 
 _REPEAT_EVERY = 7  # every 7th item carries a code read before (a relabelled bottle)
 _DAMAGE_EVERY = 11  # every 11th code is damaged (a wrong check digit)
@@ -64,66 +64,117 @@ def demo_line_codes(start: int) -> Iterator[bytes]:
 
 def start_demo_plc(config: StationConfig) -> list[Any]:
     """Start the simulators (and their scripts); returned in start order, to stop in reverse."""
-    sim_config = config.sim
-    assert sim_config is not None
     started: list[Any] = []
     try:
-        if sim_config.modbus_plc:
-            sim = ModbusPlcSimulator(host="127.0.0.1", port=sim_config.modbus_plc_port)
-            sim.start()
-            started.append(sim)
-            for plc in config.plcs:
-                if (sim_config.demo_script and plc.protocol is Protocol.MODBUS_TCP
-                        and plc.port == sim_config.modbus_plc_port
-                        and plc.host in ("127.0.0.1", "localhost")):
-                    started.append(demo_plc_script(sim, plc).start())
-                    break
-        if sim_config.opcua_plc:
-            from sim.opcua_plc import OpcuaPlcSimulator, demo_script
-
-            opcua = OpcuaPlcSimulator(host="127.0.0.1", port=sim_config.opcua_plc_port)
-            opcua.start()
-            started.append(opcua)
-            if sim_config.demo_script:
-                started.append(demo_script(opcua))
-        if sim_config.scanner:
-            from sim.scanner import DemoEmitter, TcpScannerSimulator
-
-            reader = TcpScannerSimulator(host="127.0.0.1", port=sim_config.scanner_port)
-            reader.start()
-            started.append(reader)
-            if sim_config.demo_script:
-                # Serials from the clock: codes of an earlier run are not repeated as new ones.
-                emitter = DemoEmitter(reader.emit, demo_line_codes(int(time.time() * 10)),
-                                      period_s=sim_config.scanner_period_s)
-                emitter.start()
-                started.append(emitter)
-        if sim_config.printer:
-            from sim.zpl_printer import ZplPrinterSimulator
-
-            printer = ZplPrinterSimulator(host="127.0.0.1", port=sim_config.printer_port)
-            printer.start()
-            started.append(printer)
-        if sim_config.wrench:
-            from sim.openprotocol_controller import OpenProtocolControllerSim
-
-            wrench = OpenProtocolControllerSim(
-                host="127.0.0.1", port=sim_config.wrench_port, nok_rate=_WRENCH_NOK_RATE,
-                seed=int(time.time()),
-                auto_interval_s=sim_config.wrench_period_s if sim_config.demo_script else None)
-            wrench.start()
-            started.append(wrench)
-        if sim_config.robot:
-            from sim.robot import RobotSim
-            from sim.robot.errands import Errands
-
-            robot = RobotSim(host="127.0.0.1", port=sim_config.robot_port, realtime=True)
-            robot.start()
-            started.append(robot)
-            if sim_config.demo_script:
-                started.append(Errands(robot.base_url).start())
+        _start_plcs(config, started)
+        _start_line(config, started)
+        _start_cell(config, started)
     except BaseException:
         for thing in reversed(started):
             thing.stop()
         raise
     return started
+
+
+def _start_plcs(config: StationConfig, started: list[Any]) -> None:
+    sim_config = config.sim
+    assert sim_config is not None
+    if sim_config.modbus_plc:
+        sim = ModbusPlcSimulator(host="127.0.0.1", port=sim_config.modbus_plc_port)
+        sim.start()
+        started.append(sim)
+        for plc in config.plcs:
+            if (sim_config.demo_script and plc.protocol is Protocol.MODBUS_TCP
+                    and plc.port == sim_config.modbus_plc_port
+                    and plc.host in ("127.0.0.1", "localhost")):
+                started.append(demo_plc_script(sim, plc).start())
+                break
+    if sim_config.opcua_plc:
+        from sim.opcua_plc import OpcuaPlcSimulator, demo_script
+
+        opcua = OpcuaPlcSimulator(host="127.0.0.1", port=sim_config.opcua_plc_port)
+        opcua.start()
+        started.append(opcua)
+        if sim_config.demo_script:
+            started.append(demo_script(opcua))
+
+
+def _start_line(config: StationConfig, started: list[Any]) -> None:
+    """The line's code reader and label printer, and the operator's hand scanner."""
+    sim_config = config.sim
+    assert sim_config is not None
+    from sim.scanner import DemoEmitter, TcpScannerSimulator
+
+    if sim_config.scanner:
+        reader = TcpScannerSimulator(host="127.0.0.1", port=sim_config.scanner_port)
+        reader.start()
+        started.append(reader)
+        if sim_config.demo_script:
+            # Serials from the clock: codes of an earlier run are not repeated as new ones.
+            emitter = DemoEmitter(reader.emit, demo_line_codes(int(time.time() * 10)),
+                                  period_s=sim_config.scanner_period_s)
+            emitter.start()
+            started.append(emitter)
+    if sim_config.printer:
+        from sim.zpl_printer import ZplPrinterSimulator
+
+        printer = ZplPrinterSimulator(host="127.0.0.1", port=sim_config.printer_port)
+        printer.start()
+        started.append(printer)
+    if sim_config.hand_scanner:
+        hand = TcpScannerSimulator(host="127.0.0.1", port=sim_config.hand_scanner_port)
+        hand.start()
+        started.append(hand)
+
+
+def _start_cell(config: StationConfig, started: list[Any]) -> None:
+    """The nutrunner's controller and the mobile robot."""
+    sim_config = config.sim
+    assert sim_config is not None
+    if sim_config.wrench:
+        from sim.openprotocol_controller import OpenProtocolControllerSim
+
+        wrench = OpenProtocolControllerSim(
+            host="127.0.0.1", port=sim_config.wrench_port, nok_rate=_WRENCH_NOK_RATE,
+            seed=int(time.time()),
+            # The virtual operator tightens when a step asks for it; without one, a bolt is
+            # tightened now and then so the wrench shows results.
+            auto_interval_s=(sim_config.wrench_period_s
+                             if sim_config.demo_script and not sim_config.operator else None))
+        wrench.start()
+        started.append(wrench)
+    if sim_config.robot:
+        from sim.robot import RobotSim
+        from sim.robot.errands import Errands
+
+        robot = RobotSim(host="127.0.0.1", port=sim_config.robot_port, realtime=True)
+        robot.start()
+        started.append(robot)
+        if sim_config.demo_script:
+            started.append(Errands(robot.base_url).start())
+
+
+def start_demo_operator(config: StationConfig, runtime: Any, database: Any,
+                        simulators: list[Any]) -> Any | None:
+    """The virtual operator, once the station runs: installs the demo's assembly (once) and
+    starts assembling it with the hand scanner and the nutrunner simulators."""
+    sim_config = config.sim
+    if sim_config is None or not sim_config.operator or not config.coaching.enabled:
+        return None
+    from sim.assemblies import install_demo
+    from sim.openprotocol_controller import OpenProtocolControllerSim
+    from sim.operator import VirtualOperator
+    from sim.scanner import TcpScannerSimulator
+
+    hand = next((s for s in simulators if isinstance(s, TcpScannerSimulator)
+                 and s.port == sim_config.hand_scanner_port), None)
+    if hand is None:
+        raise ValueError("[sim] operator needs hand_scanner = true (its hand scanner)")
+    wrench = next((s for s in simulators if isinstance(s, OpenProtocolControllerSim)), None)
+    cursor = database.cursor()
+    try:
+        assembly_id = install_demo(cursor, runtime.clock.now_us())
+    finally:
+        cursor.close()
+    return VirtualOperator(runtime, assembly_id, hand_scanner=hand, wrench=wrench,
+                           pace=sim_config.operator_pace, seed=int(time.time())).start()

@@ -31,6 +31,7 @@ from controller.coaching import (
     SetStep,
     Start,
     StepFinished,
+    StepStarted,
     Tick,
     Tightening,
     WakeAt,
@@ -280,6 +281,7 @@ def test_no_input_sequence_breaks_the_rules(items: list[Any]) -> None:
     run = Run()
     done: dict[str, set[int]] = {}  # per record, the steps whose conditions held
     finished: set[str] = set()
+    open_step: dict[str, int | None] = {}  # per record, the step begun and not yet finished
     for event in (e for item in items for e in _expand(run, item)):
         before = run.state
         effects = run.feed(event, advance_s=1.5)
@@ -288,6 +290,12 @@ def test_no_input_sequence_breaks_the_rules(items: list[Any]) -> None:
         if any(isinstance(e, Refused) for e in effects):
             assert after == before and len(effects) == 1  # a refusal changes nothing
         for e in effects:
+            if isinstance(e, StepStarted):
+                assert open_step.get(e.record_id) is None  # the one before was finished
+                open_step[e.record_id] = e.index
+            if isinstance(e, StepFinished):  # exactly once per step begun
+                assert open_step.get(e.record_id) == e.result.index
+                open_step[e.record_id] = None
             if isinstance(e, StepFinished) and e.result.ok:
                 done.setdefault(e.record_id, set()).add(e.result.index)
             if isinstance(e, StepFinished) and not e.result.ok:

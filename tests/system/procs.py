@@ -55,6 +55,27 @@ class Proc:
                 self.p.kill()
 
 
+DEMO_PORTS = (8080, 5020, 5021, 4840, 4841, 5023, 5024, 9101, 4545, 8765)
+
+
+def demo_config(tmp: Path, replace: dict[str, str] | None = None) -> tuple[Path, dict[int, int]]:
+    """The embedded demo config with every port moved to a free one (the demo's own port ->
+    the one this run uses) and `replace` (a regex of a whole line -> its new text) applied."""
+    import re
+
+    from controller.config import embedded_demo_config_path
+
+    ports = {p: free_port() for p in DEMO_PORTS}
+    text = embedded_demo_config_path().read_text()
+    for old, new in ports.items():
+        text = re.sub(rf"\b{old}\b", str(new), text)
+    for pattern, line in (replace or {}).items():
+        text = re.sub(rf"(?m)^{pattern}", line, text)
+    config = tmp / "demo.toml"
+    config.write_text(text)
+    return config, ports
+
+
 def start_sim(port: int) -> Proc:
     sim = Proc([sys.executable, "-m", "sim.modbus_plc", "--port", str(port)])
     sim.wait_for("READY")

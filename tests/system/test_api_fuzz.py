@@ -85,6 +85,19 @@ def check_response(case: Any, base: str, auth: dict[str, str]) -> None:
 
 def test_no_input_gets_a_server_error(api_schema: Any,
                                       running: tuple[str, dict[str, str]]) -> None:
+    """Short form: 5 valid and 5 malformed cases per operation (`make test` stays quick with
+    200-odd operations); the long form below takes 20 of each."""
+    _fuzz(api_schema, running, examples=5)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_no_input_gets_a_server_error_long(api_schema: Any,
+                                           running: tuple[str, dict[str, str]]) -> None:
+    _fuzz(api_schema, running, examples=20)
+
+
+def _fuzz(api_schema: Any, running: tuple[str, dict[str, str]], *, examples: int) -> None:
     # schemathesis's pytest plugin does not run on this pytest; drive its strategies here.
     base, auth = running
     operations = [result.ok() for result in api_schema.get_all_operations()]
@@ -92,7 +105,7 @@ def test_no_input_gets_a_server_error(api_schema: Any,
     for operation, mode in itertools.product(operations, schemathesis.GenerationMode):
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=20, deadline=None, derandomize=True,
+        @settings(max_examples=examples, deadline=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def fuzz(case: Any) -> None:
             check_response(case, base, auth)

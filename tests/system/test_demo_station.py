@@ -8,7 +8,6 @@ the test never collides with a demo someone is running.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +21,8 @@ from asyncua.sync import Client as OpcuaClient
 from pymodbus.client import ModbusTcpClient
 from trio_websocket import open_websocket_url
 
-from controller.config import embedded_demo_config_path
 from drivers.modbus.codec import decode, make_spec
-from tests.system.procs import Proc, free_port, start_takt
+from tests.system.procs import Proc, demo_config, start_takt
 
 HEARTBEAT = make_spec("input_register", 21, "uint16")
 SYSTEM_STATUS = make_spec("input_register", 18, "uint16")
@@ -59,16 +57,9 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     tmp = tmp_path_factory.mktemp("demo")
-    ports = {p: free_port() for p in (8080, 5020, 5021, 4840, 4841, 5023, 9101, 4545,
-                                              8765)}
-    text = embedded_demo_config_path().read_text()
-    for old, new in ports.items():
-        text = re.sub(rf"\b{old}\b", str(new), text)
     # The line as shipped, only faster: an item every 0.25 s, and a batch of 3 items.
-    text = re.sub(r"(?m)^scanner_period_s = [0-9.]+", "scanner_period_s = 0.25", text)
-    text = re.sub(r"(?m)^auto_batch = \d+", "auto_batch = 3", text)
-    config = tmp / "demo.toml"
-    config.write_text(text)
+    config, ports = demo_config(tmp, {r"scanner_period_s = [0-9.]+": "scanner_period_s = 0.25",
+                                      r"auto_batch = \d+": "auto_batch = 3"})
     takt = start_takt(config, tmp / "data", ports[8080])
     running = Demo(takt, ports, (tmp / "data" / "admin-password").read_text().strip())
     yield running

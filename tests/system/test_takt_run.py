@@ -17,7 +17,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 from drivers.modbus.transport import ModbusTcpTransport
-from tests.system.procs import TAKT, Proc, free_port, start_sim, start_takt
+from tests.system.procs import TAKT, Proc, demo_config, free_port, start_sim, start_takt
 
 STATION = """
 [station]
@@ -139,11 +139,9 @@ def test_help_explains_the_commands() -> None:
 
 
 def test_ctrl_c_during_start_up_still_stops_everything(tmp_path: Path) -> None:
-    # The demo station starts its own simulator; give it free ports.
-    sim_port, port = free_port(), free_port()
-    demo = Path("sim/stations/demo.toml").read_text()
-    config = tmp_path / "demo.toml"
-    config.write_text(demo.replace("5020", str(sim_port)))
+    # The demo station starts its own simulators; give them free ports.
+    config, ports = demo_config(tmp_path)
+    port = ports[8080]
     for moment in ("starting station", "ready on"):
         takt = Proc([*TAKT, "run", "--config", str(config), "--data-dir",
                      str(tmp_path / "data"), "--port", str(port)])
@@ -157,10 +155,7 @@ def test_ctrl_c_during_start_up_still_stops_everything(tmp_path: Path) -> None:
 
 
 def test_ports_in_use_and_a_held_data_dir_get_one_clear_line(tmp_path: Path) -> None:
-    sim_port = free_port()
-    demo = Path("sim/stations/demo.toml").read_text().replace("5020", str(sim_port))
-    config = tmp_path / "demo.toml"
-    config.write_text(demo)
+    config, _ = demo_config(tmp_path)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -174,8 +169,8 @@ def test_ports_in_use_and_a_held_data_dir_get_one_clear_line(tmp_path: Path) -> 
     # A second station on a data dir the first one holds.
     first = start_takt(config, tmp_path / "b", free_port())
     try:
-        other = tmp_path / "other.toml"
-        other.write_text(demo.replace(str(sim_port), str(free_port())))
+        (tmp_path / "o").mkdir()
+        other, _ = demo_config(tmp_path / "o")
         r = subprocess.run([*TAKT, "run", "--config", str(other), "--data-dir",
                             str(tmp_path / "b"), "--port", str(free_port())],
                            capture_output=True, text=True, timeout=60, check=False)
