@@ -28,6 +28,7 @@ from actors.bus import Event
 from actors.database import DatabaseActor
 from actors.health import HealthState
 from actors.plc_messages import WriteSignal
+from actors.record_writer import RecordWriter, Write
 from actors.runtime import ActorUnavailable, Request, Runtime, tell
 from actors.sequencer_messages import (
     AbortCoaching,
@@ -38,6 +39,7 @@ from actors.sequencer_messages import (
     ConfirmStep,
     EnterValue,
     FeedInput,
+    FlushRecords,
     GetCoaching,
     InterruptCoaching,
     PauseCoaching,
@@ -83,6 +85,7 @@ from controller.coaching import (
 )
 from controller.coaching_config import CoachingConfig
 from state import records
+from state._sql import transaction
 from state.assemblies import get_assembly, load_assembly
 from state.errors import NotFound, StateError
 from state.operators import Operator, find_operator_by_rfid, get_operator, note_record
@@ -123,12 +126,14 @@ class SequencerActor(DatabaseActor):
         self._timers: list[Any] = []
         self._recovering = False
         self._record: records.RecordRow | None = None
+        self._writer: RecordWriter | None = None
         self.operator: Operator | None = None  # logged in at the station
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def started(self) -> None:
         self._con = self.database.cursor()
+        self._writer = RecordWriter(self.database, name=self.name, log=self.log)
         self._recover()
         self._subscription = self.bus.subscribe_actor(_PATTERNS, self.actor_ref,
                                                       name=f"{self.name}-facts")
@@ -136,11 +141,18 @@ class SequencerActor(DatabaseActor):
 
     def stopping(self) -> None:
         self._unsubscribe()
+        self._stop_writer()
         super().stopping()
 
     def failed(self, error: BaseException) -> None:
         self._unsubscribe()
+        self._stop_writer()
         super().failed(error)
+
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.stop()  # what was handed over is written first
 
     def _unsubscribe(self) -> None:
         for timer in self._timers:
@@ -169,6 +181,7 @@ class SequencerActor(DatabaseActor):
             variables=row.variables_dict(), results=finished, failed=row.failed,
             auto_advance=row.auto_advance, release_enabled=row.release_enabled)
         self.state = state
+        self._record = row
         self.log.info("resuming assembly record %d at step %d", row.id, index)
         self._recovering = open_step  # its step record is open already: do not add another
         try:
@@ -338,6 +351,14 @@ class SequencerActor(DatabaseActor):
     def _get(self, _: GetCoaching) -> CoachingView:
         return self._view()
 
+    @handles(FlushRecords)
+    def _flush_records(self, _: FlushRecords) -> int:
+        """Answer once every record write handed over so far is on disk; how many failed."""
+        assert self._writer is not None
+        if not self._writer.flush():
+            raise TimeoutError("coaching records are not written yet")
+        return self._writer.failed
+
     @handles(SetStationOperator)
     def _set_operator(self, msg: SetStationOperator) -> CoachingView:
         if msg.operator_id is None:
@@ -385,27 +406,43 @@ class SequencerActor(DatabaseActor):
         self._perform(effects)
 
     def _perform(self, effects: tuple[Any, ...]) -> None:
-        released = any(isinstance(e, Release) for e in effects)
+        """Publish first, write in the background, then act on devices.
+
+        The coaching messages go out at once and the records are written by the record
+        writer (actors/record_writer.py), so neither the next step's message nor the next
+        input waits for the disk (~30 ms a step here; bench/coaching_ws.py). Should the station
+        die before the writes land, it resumes at an earlier step, which the operator completes
+        again. A record's end is announced, and its part released, only once every write
+        before it is on disk.
+        """
+        finished = any(isinstance(e, RecordFinished) for e in effects)
         for effect in effects:
-            if isinstance(effect, Emit):
-                data = dict(effect.data)
-                if data.get("assembly_record_id") is not None:
-                    data["assembly_record_id"] = int(data["assembly_record_id"])
-                self.publish(f"coaching.{effect.kind}", {"station": self.station_id, **data},
-                             durable=effect.kind in _DURABLE)
-            elif isinstance(effect, StepStarted):
+            if isinstance(effect, Emit) and not (finished and effect.kind == "assembly_complete"):
+                self._emit(effect)
+        released = any(isinstance(e, Release) for e in effects)
+        writes: list[Any] = []
+        for effect in effects:
+            if isinstance(effect, StepStarted):
                 for timer in self._timers:  # a dwell of the step left behind wakes nobody
                     timer.cancel()
                 self._timers = []
                 if not self._recovering:
-                    self._step_started(effect)
+                    writes += self._step_started(effect)
             elif isinstance(effect, StepFinished):
-                self._step_ended(effect)
+                writes += self._step_ended(effect)
             elif isinstance(effect, RecordFinished):
-                records.finish_record(self.con, int(effect.record_id),
-                                      outcome=effect.outcome.value, reason=effect.reason,
-                                      at_us=effect.at_us, released=released)
-            elif isinstance(effect, WriteOutput):
+                writes.append(_finish_record(effect, released))
+        assert self._writer is not None
+        if writes:
+            self._writer.submit(_in_order(writes))
+        if finished:
+            if not self._writer.flush():
+                self.log.error("the record's writes are late; announcing its end anyway")
+            for effect in effects:
+                if isinstance(effect, Emit) and effect.kind == "assembly_complete":
+                    self._emit(effect)
+        for effect in effects:
+            if isinstance(effect, WriteOutput):
                 self._write(effect.plc, effect.signal, effect.value, release=False)
             elif isinstance(effect, SelectTool):
                 self._select_tool(effect.wrench, effect.pset)
@@ -417,43 +454,51 @@ class SequencerActor(DatabaseActor):
                 delay = max(0.0, (effect.at_us - self.clock.now_us()) / 1e6)
                 self._timers.append(self.tell_self_later(delay, Tick(at_us=effect.at_us)))
 
-    def _step_started(self, effect: StepStarted) -> None:
+    def _emit(self, effect: Emit) -> None:
+        data = dict(effect.data)
+        if data.get("assembly_record_id") is not None:
+            data["assembly_record_id"] = int(data["assembly_record_id"])
+        self.publish(f"coaching.{effect.kind}", {"station": self.station_id, **data},
+                     durable=effect.kind in _DURABLE)
+
+    def _step_started(self, effect: StepStarted) -> list[Write]:
+        """The writes of a step's start: its step record, then its step event."""
         assembly = self.state.assembly
-        assert assembly is not None
+        assert assembly is not None and self._record is not None
         step = assembly.steps[effect.index]
-        records.start_step(self.con, int(effect.record_id), index=effect.index,
-                           step_id=step.id, name=step.name, benchmark_s=step.benchmark_s,
-                           at_us=effect.at_us, variables=self.state.variables,
-                           failed=self.state.failed)
-        record = self._current_record(int(effect.record_id))
-        self._step_event(lambda: start_step_event(
-            self.con, machine=self.machine, start_us=effect.at_us,
-            operator_id=record.operator_id, user_email=None,
-            part=record.part_serial or f"record-{record.id}", recipe_version=assembly.revision,
-            step_number=str(effect.index + 1), expected_cycle_s=step.benchmark_s or None,
-            expected_setup_s=None, qty_expected=1, wo_number=record.work_order,
-            source="sequencer", record_id=record.id, now_us=self.clock.now_us()))
+        record, machine = self._record, self.machine
+        variables, failed = dict(self.state.variables), self.state.failed
+        record_id = int(effect.record_id)
 
-    def _step_ended(self, effect: StepFinished) -> None:
-        records.finish_step(self.con, int(effect.record_id), effect.result,
-                            variables=self.state.variables, failed=self.state.failed)
-        ok = effect.result.ok
-        self._step_event(lambda: finish_step_event(
-            self.con, machine=self.machine, end_us=effect.result.ended_us,
-            qty_made=1 if ok else 0, qty_scrapped=0, now_us=self.clock.now_us()))
+        def step_record(con: duckdb.DuckDBPyConnection) -> None:
+            records.start_step(con, record_id, index=effect.index, step_id=step.id,
+                               name=step.name, benchmark_s=step.benchmark_s,
+                               at_us=effect.at_us, variables=variables, failed=failed)
 
-    def _step_event(self, write: Any) -> None:
-        """Every coached step is also a step event (seed 004); one that cannot be written is
-        logged and coaching goes on: the step record has it all."""
-        try:
-            write()
-        except (StepEventError, StateError) as exc:
-            self.log.warning("step event not written on machine %r: %s", self.machine, exc)
+        def step_event(con: duckdb.DuckDBPyConnection) -> None:
+            start_step_event(
+                con, machine=machine, start_us=effect.at_us, operator_id=record.operator_id,
+                user_email=None, part=record.part_serial or f"record-{record.id}",
+                recipe_version=assembly.revision, step_number=str(effect.index + 1),
+                expected_cycle_s=step.benchmark_s or None, expected_setup_s=None,
+                qty_expected=1, wo_number=record.work_order, source="sequencer",
+                record_id=record.id, now_us=effect.at_us)
 
-    def _current_record(self, record_id: int) -> records.RecordRow:
-        if self._record is None or self._record.id != record_id:
-            self._record = records.get_record(self.con, record_id)
-        return self._record
+        return [step_record, _step_event(step_event, machine, self.log)]
+
+    def _step_ended(self, effect: StepFinished) -> list[Write]:
+        variables, failed, machine = dict(self.state.variables), self.state.failed, self.machine
+        result, record_id = effect.result, int(effect.record_id)
+
+        def step_record(con: duckdb.DuckDBPyConnection) -> None:
+            records.finish_step(con, record_id, result, variables=variables, failed=failed)
+
+        def step_event(con: duckdb.DuckDBPyConnection) -> None:
+            finish_step_event(con, machine=machine, end_us=result.ended_us,
+                              qty_made=1 if result.ok else 0, qty_scrapped=0,
+                              now_us=result.ended_us)
+
+        return [step_record, _step_event(step_event, machine, self.log)]
 
     def _write(self, plc: str, signal: str, value: str, *, release: bool) -> None:
         """Write a PLC output and read it back; the answer comes back as _Written."""
@@ -514,6 +559,43 @@ class SequencerActor(DatabaseActor):
             operator_id=self.operator.id if self.operator else None,
             operator_name=(f"{self.operator.first_name} {self.operator.last_name}"
                            if self.operator else None))
+
+
+def _in_order(writes: list[Write]) -> Write:
+    """One writer job: the records of one input in one transaction (one COMMIT), then the
+    step events, each in its own (a step event that cannot be written must not undo a
+    record)."""
+    def run(con: duckdb.DuckDBPyConnection) -> None:
+        events = [w for w in writes if getattr(w, "step_event", False)]
+        with transaction(con):
+            for write in writes:
+                if write not in events:
+                    write(con)
+        for write in events:
+            write(con)
+
+    return run
+
+
+def _step_event(write: Write, machine: str, log: Any) -> Write:
+    """Every coached step is also a step event (seed 004); one that cannot be written is
+    logged and coaching goes on: the step record has it all."""
+    def run(con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            write(con)
+        except (StepEventError, StateError) as exc:
+            log.warning("step event not written on machine %r: %s", machine, exc)
+
+    run.step_event = True  # type: ignore[attr-defined]
+    return run
+
+
+def _finish_record(effect: RecordFinished, released: bool) -> Write:
+    def run(con: duckdb.DuckDBPyConnection) -> None:
+        records.finish_record(con, int(effect.record_id), outcome=effect.outcome.value,
+                              reason=effect.reason, at_us=effect.at_us, released=released)
+
+    return run
 
 
 def _raise_refusal(effects: tuple[Any, ...]) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "ConfirmStep",
     "EnterValue",
     "FeedInput",
+    "FlushRecords",
     "GetCoaching",
     "InterruptCoaching",
     "PauseCoaching",
@@ -94,6 +95,10 @@ class FeedInput(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 class GetCoaching(msgspec.Struct, frozen=True, tag=True):
     pass
+
+
+class FlushRecords(msgspec.Struct, frozen=True, tag=True):
+    """Answer once the records written so far are on disk (the writer runs behind)."""
 
 
 class SetStationOperator(msgspec.Struct, frozen=True, kw_only=True, tag=True):

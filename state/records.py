@@ -123,12 +123,14 @@ def start_step(con: duckdb.DuckDBPyConnection, record_id: int, *, index: int, st
                failed: str | None) -> None:
     """A step began: its open step record, and the record's place for a resume."""
     with transaction(con):
-        con.execute("INSERT INTO step_records (record_id, step_index, step_id, name, "
-                    "started_us, benchmark_s) VALUES (?, ?, ?, ?, ?, ?)",
-                    [record_id, index, step_id, name, at_us, benchmark_s])
+        row = first_row(con.execute(
+            "INSERT INTO step_records (record_id, step_index, step_id, name, started_us, "
+            "benchmark_s) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            [record_id, index, step_id, name, at_us, benchmark_s]))
         con.execute("UPDATE assembly_records SET current_step = ?, step_started_us = ?, "
-                    "variables = ?, failed = ? WHERE id = ?",
-                    [index, at_us, _json.encode(variables).decode(), failed, record_id])
+                    "variables = ?, failed = ?, open_step_id = ? WHERE id = ?",
+                    [index, at_us, _json.encode(variables).decode(), failed,
+                     row[0] if row else None, record_id])
 
 
 def finish_step(con: duckdb.DuckDBPyConnection, record_id: int, result: StepResult, *,
@@ -137,8 +139,8 @@ def finish_step(con: duckdb.DuckDBPyConnection, record_id: int, result: StepResu
     with transaction(con):
         con.execute(
             "UPDATE step_records SET ended_us = ?, cycle_s = ?, ok = ?, skipped = ?, "
-            "reworked = ?, evidence = ? WHERE id = (SELECT max(id) FROM step_records "
-            "WHERE record_id = ? AND step_index = ? AND ended_us IS NULL)",
+            "reworked = ?, evidence = ? WHERE id = (SELECT open_step_id FROM assembly_records "
+            "WHERE id = ?) AND step_index = ? AND ended_us IS NULL",
             [result.ended_us, (result.ended_us - result.started_us) / 1e6, result.ok,
              result.skipped, result.reworked, _json.encode(list(result.evidence)).decode(),
              record_id, result.index])

@@ -251,7 +251,7 @@ def get_step_event(con: duckdb.DuckDBPyConnection, event_id: int) -> StepEventRo
 def open_step_event(con: duckdb.DuckDBPyConnection, *, machine_id: int) -> StepEventRow | None:
     """The machine's open event, if it has one."""
     return _select(con, StepEventRow, "step_events",
-                   "machine_id = ? AND end_us IS NULL ORDER BY start_us DESC, id DESC LIMIT 1",
+                   "id = (SELECT open_event_id FROM machines WHERE id = ?) AND end_us IS NULL",
                    [machine_id])
 
 
@@ -348,6 +348,8 @@ def start_step_event(con: duckdb.DuckDBPyConnection, *, machine: str, start_us: 
             "user_id": user, "start_us": start_us, "qty_expected": qty_expected,
             "wo_number": wo_number, "source": source, "record_id": record_id,
             "created_us": now_us, "updated_us": now_us})
+        con.execute("UPDATE machines SET open_event_id = ? WHERE id = ?",
+                    [event.id, machine_row.id])
     return StepEventCreated(event=event, machine=machine_row, step=step_row, recipe=recipe_row,
                             part=part_row, finished=finished)
 
@@ -372,6 +374,7 @@ def finish_step_event(con: duckdb.DuckDBPyConnection, *, machine: str, end_us: i
         event = _close(con, open_event.id, "end_us = ?, qty_made = ?, qty_scrapped = ?, "
                        "ending_type = 'manual', updated_us = ?",
                        [end, qty_made, qty_scrapped, now_us])
+        con.execute("UPDATE machines SET open_event_id = NULL WHERE id = ?", [machine_row.id])
     return StepEventFinished(event=event, machine=machine_row)
 
 

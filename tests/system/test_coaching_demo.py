@@ -98,6 +98,10 @@ def test_an_hmi_follows_a_whole_assembly_coached_on_the_demo_devices(tmp_path: P
         tightened = json.loads(steps[5]["evidence"])
         assert len([x for x in tightened if x.isdigit()]) >= 4  # stored tightening ids
         assert record["released"] == (record["outcome"] == "ok")
+        # Every coached step is a step event of machine 1, the station (seed 004).
+        days = http.get("/api/v1/step_events", params={"machine_ids": "1"}).json()["data"]
+        assert sum(d["events_count"] for d in days) >= STEPS
+        assert {(d["machine_id"], d["machine"]) for d in days} == {(1, "Demo station")}
         report = http.get(f"/api/v1/assembly-records/{record['id']}/report")
         assert f"Outcome: {record['outcome'].upper()}" in report.text
         assert "Tighten the terminal screws" in report.text
@@ -113,7 +117,12 @@ def test_a_station_killed_mid_step_resumes_the_record_at_the_same_step(tmp_path:
     http = _client(ports[8080], data)
     view = _eventually(lambda: (v := http.get("/api/v1/coaching").json())["phase"] ==
                        "step_active" and (v["step_index"] or 0) >= 2 and v)
+    # Killed once the step's start is on disk (its messages go out a few ms before).
+    stored = _eventually(lambda: (r := http.get(
+        f"/api/v1/assembly-records/{view['assembly_record_id']}").json())["current_step"] >=
+        view["step_index"] and r)
     takt.stop(signal.SIGKILL)  # no goodbye: the power is cut mid-step
+    view = {**view, "step_index": stored["current_step"]}
 
     # Start again without the virtual operator, so the step stays where it was.
     text = config.read_text().replace("operator = true", "operator = false")
