@@ -24,8 +24,8 @@ __all__ = ["READS", "WRITES", "AssembliesActor", "AssemblyCall"]
 WRITES = frozenset({
     "create_revision", "set_active_assembly", "create_assembly", "update_assembly",
     "touch_assembly", "publish_assembly", "copy_assembly", "add_step", "update_step",
-    "delete_step", "move_step", "copy_step", "add_step_data", "delete_step_data",
-    "set_step_data_info", "delete_step_data_info",
+    "delete_step", "delete_perspective", "move_step", "copy_step", "add_step_data",
+    "delete_step_data", "set_step_data_info", "delete_step_data_info",
 })
 READS = frozenset({
     "get_revision", "list_revisions", "coachable", "get_assembly", "list_assemblies",

@@ -108,6 +108,10 @@ class StepIn(_In, frozen=True, kw_only=True, forbid_unknown_fields=True):
     benchmark_s: Seconds = 0.0
     roi_zoom: Title | None = None
     camera_id: Title | None = None
+    perspective_change: bool = False
+    mask_perspective: bool = False
+    training_required: bool = False
+    classes: Annotated[list[Title], Meta(max_length=256)] = []
     position: Position | None = None
     """Where to insert; by default appended."""
     data: Annotated[list[StepDataIn], Meta(max_length=32)] = []
@@ -123,6 +127,10 @@ class StepPatch(_In, frozen=True, kw_only=True, forbid_unknown_fields=True, omit
     benchmark_s: Seconds | None = None
     roi_zoom: Title | None = None
     camera_id: Title | None = None
+    perspective_change: bool | None = None
+    mask_perspective: bool | None = None
+    training_required: bool | None = None
+    classes: Annotated[list[Title], Meta(max_length=256)] | None = None
 
 
 class MoveIn(_In, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -186,6 +194,14 @@ async def _call(function: str, journal: dict[str, Any] | None = None, **args: An
 
 def _given(data: msgspec.Struct) -> dict[str, Any]:
     return {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+
+
+def _step_fields(data: msgspec.Struct) -> dict[str, Any]:
+    """The step columns of a body: `classes` is kept as JSON."""
+    fields = {k: v for k, v in _given(data).items() if k not in ("position", "data")}
+    if "classes" in fields:
+        fields["classes"] = msgspec.json.encode(fields["classes"]).decode()
+    return fields
 
 
 def _data(items: list[StepDataIn]) -> list[StepData]:
@@ -370,11 +386,23 @@ async def list_steps(assembly_id: int) -> object:
 async def add_step(assembly_id: int, data: StepIn) -> object:
     """Append (or insert at position) a step with its step data; 422 if a step data's infos
     cannot be coached, 409 if it breaks a dependency or the version is published."""
-    fields = {k: v for k, v in _given(data).items() if k not in ("position", "data")}
+    fields = _step_fields(data)
     row = await _call("add_step", {"assembly_id": assembly_id, **msgspec.to_builtins(data)},
                       assembly_id=assembly_id, position=data.position, data=_data(data.data),
                       **fields)
     return json_response(row, status=201)
+
+
+@blueprint.delete("/assemblies/<int:assembly_id>/steps/<int:step_num>/perspective")
+@tag(["assemblies"])
+@requires(Role.ENGINEER, write=True)
+async def delete_perspective(assembly_id: int, step_num: int) -> object:
+    """Seed 000's "delete a step's perspective": the step at position step_num no longer
+    shows or masks another camera perspective."""
+    row = await _call("delete_perspective", {"assembly_id": assembly_id,
+                                             "delete_perspective": step_num},
+                      assembly_id=assembly_id, position=step_num)
+    return json_response({"id": row.id})
 
 
 @blueprint.get("/steps/<int:step_id>")
@@ -389,7 +417,7 @@ async def get_step(step_id: int) -> object:
 @requires(Role.ENGINEER, write=True)
 @body(StepPatch)
 async def update_step(step_id: int, data: StepPatch) -> object:
-    fields = _given(data)
+    fields = _step_fields(data)
     if not fields:
         raise Problem(422, "give at least one field to change")
     return json_response(await _call("update_step", {"step_id": step_id, **fields},

@@ -44,6 +44,7 @@ __all__ = [
     "copy_step",
     "create_assembly",
     "create_revision",
+    "delete_perspective",
     "delete_step",
     "delete_step_data",
     "delete_step_data_info",
@@ -125,6 +126,10 @@ class StepRow(msgspec.Struct, frozen=True, kw_only=True):
     benchmark_s: float
     roi_zoom: str | None
     camera_id: str | None
+    perspective_change: bool
+    mask_perspective: bool
+    training_required: bool
+    classes: str  # JSON list of the labels the step's model knows
     data: list[StepDataRow]
 
 
@@ -132,7 +137,8 @@ _REVISION = ", ".join(RevisionRow.__struct_fields__)
 _ASSEMBLY = ", ".join(AssemblyRow.__struct_fields__)
 _STEP = ", ".join(f for f in StepRow.__struct_fields__ if f != "data")
 STEP_FIELDS = ("name", "description", "image_link", "video_link", "overlay_link",
-               "minimum_predict", "benchmark_s", "roi_zoom", "camera_id")
+               "minimum_predict", "benchmark_s", "roi_zoom", "camera_id", "perspective_change",
+               "mask_perspective", "training_required", "classes")
 ASSEMBLY_FIELDS = ("name", "description", "image_link", "product_version", "model_version",
                    "notes", "approver", "record_videos", "lighting_aug", "placement_aug",
                    "color_aug")
@@ -423,6 +429,21 @@ def update_step(con: duckdb.DuckDBPyConnection, step_id: int, *, now_us: int,
             con.execute(f"UPDATE steps SET {sets} WHERE id = ?", [*fields.values(), step_id])
         _check(con, step.assembly_id, now_us)
     return get_step(con, step_id)
+
+
+def delete_perspective(con: duckdb.DuckDBPyConnection, assembly_id: int, position: int,
+                       now_us: int) -> StepRow:
+    """Seed 000's "delete a step's perspective": the step at `position` no longer shows (or
+    masks) another camera perspective."""
+    with transaction(con):
+        _editable(con, assembly_id)
+        step = next((s for s in _step_rows(con, assembly_id) if s.position == position), None)
+        if step is None:
+            raise NotFound(f"assembly {assembly_id} has no step {position}")
+        con.execute("UPDATE steps SET perspective_change = false, mask_perspective = false "
+                    "WHERE id = ?", [step.id])
+        _check(con, assembly_id, now_us)
+    return get_step(con, step.id)
 
 
 def delete_step(con: duckdb.DuckDBPyConnection, step_id: int, now_us: int) -> None:

@@ -141,6 +141,16 @@ async def test_steps_are_checked_as_they_are_written_and_a_published_version_is_
         f"/api/v1/assemblies/{assembly}/ocr_capture_variables", headers=auth))
     assert variables == [{"name": "part", "captured_by": [{"step_index": 0, "step_id": scan}],
                           "verified_by": [{"step_index": 1, "step_id": verify}]}]
+    r = await client.patch(f"/api/v1/steps/{verify}", headers=auth, json={
+        "perspective_change": True, "mask_perspective": True, "classes": ["label", "no_label"]})
+    assert (await _json(r))["perspective_change"] is True
+    r = await client.delete(f"/api/v1/assemblies/{assembly}/steps/1/perspective", headers=auth)
+    assert await _json(r) == {"id": verify}
+    step = await _json(await client.get(f"/api/v1/steps/{verify}", headers=auth))
+    assert (step["perspective_change"], step["mask_perspective"]) == (False, False)
+    assert json.loads(step["classes"]) == ["label", "no_label"]
+    r = await client.delete(f"/api/v1/assemblies/{assembly}/steps/7/perspective", headers=auth)
+    assert r.status_code == 404
     r = await client.post(f"/api/v1/assemblies/{assembly}/publish", headers=auth, json={})
     assert (await _json(r))["published"] is True
     r = await client.patch(f"/api/v1/steps/{scan}", headers=auth, json={"name": "x"})
