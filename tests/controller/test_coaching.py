@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from controller.coaching import (
     Pause,
     Phase,
     Prediction,
+    Progress,
     RecordFinished,
     Refused,
     Release,
@@ -312,3 +314,36 @@ def test_no_input_sequence_breaks_the_rules(items: list[Any]) -> None:
         if after.phase in (Phase.STEP_ACTIVE, Phase.STEP_COMPLETE):
             assert after.assembly is not None and 0 <= after.step < len(after.assembly.steps)
             assert len(after.progress) == len(after.conditions)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_SEQUENCE)
+def test_a_session_recovered_from_its_stored_facts_continues_at_the_same_step(
+        items: list[Any]) -> None:
+    """What the store keeps of an active session (step, its start, variables, finished steps,
+    why it failed) is enough: the recovered session is at the same step, and completing it
+    from there gives the outcome the uninterrupted session would have."""
+    run = Run()
+    for event in (e for item in items for e in _expand(run, item)):
+        run.feed(event, advance_s=1.5)
+    s = run.state
+    if s.phase is not Phase.STEP_ACTIVE:
+        return
+    assert s.assembly is not None and s.record_id is not None
+    state, _ = recovered(s.assembly, s.record_id, s.step, started_us=s.started_us,
+                         step_started_us=s.step_started_us, at_us=run.now,
+                         variables=s.variables, results=s.results, failed=s.failed,
+                         auto_advance=s.auto_advance, release_enabled=s.release_enabled)
+    assert (state.phase, state.step, state.variables) == (s.phase, s.step, s.variables)
+    fresh = Run(msgspec.structs.replace(s, progress=tuple(Progress() for _ in s.progress)))
+    again = Run(state)
+    for one in (fresh, again):
+        one.now = run.now
+        for _ in range(2 * len(CONTACTOR.steps)):  # a step whose input cannot fit stays
+            if one.state.phase is Phase.STEP_COMPLETE:
+                one.feed(Advance(at_us=0))
+            if one.state.phase is not Phase.STEP_ACTIVE:
+                break
+            complete_step(one, one.state.step)
+    assert (again.state.phase, again.state.step) == (fresh.state.phase, fresh.state.step)
+    assert again.state.outcome == fresh.state.outcome
