@@ -8,6 +8,7 @@ pyserial cannot be woken without closing the port under it.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import termios
@@ -110,6 +111,10 @@ class _SerialStream:
                 return os.read(fd, _READ_BYTES)
             except BlockingIOError:
                 continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:  # a tty whose device went away says EIO, not EOF
+                    return b""
+                raise
 
     def write(self, data: bytes) -> None:
         # pyserial's errors (a write timeout included) are OSErrors already.
