@@ -21,7 +21,7 @@ from tests.system.procs import demo_config, start_takt
 
 STEPS = len(DEMO_CONTACTOR.steps)
 # A quick operator and a line that leaves the coaching alone.
-FAST = {r"operator = true": "operator = true\noperator_pace = 0.2",
+FAST = {r"operator = true": "operator = true\noperator_pace = 0.1",
         r"robot = true": "robot = false"}
 
 

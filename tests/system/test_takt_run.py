@@ -138,9 +138,13 @@ def test_help_explains_the_commands() -> None:
         assert words in r.stdout
 
 
+LEAN = {r"robot = true": "robot = false", r"operator = true": "operator = false"}
+
+
 def test_ctrl_c_during_start_up_still_stops_everything(tmp_path: Path) -> None:
-    # The demo station starts its own simulators; give them free ports.
-    config, ports = demo_config(tmp_path)
+    # The demo station starts its own simulators; give them free ports (and leave out the
+    # robot and the virtual operator, which add nothing to starting and stopping).
+    config, ports = demo_config(tmp_path, LEAN)
     port = ports[8080]
     for moment in ("starting station", "ready on"):
         takt = Proc([*TAKT, "run", "--config", str(config), "--data-dir",
@@ -155,7 +159,7 @@ def test_ctrl_c_during_start_up_still_stops_everything(tmp_path: Path) -> None:
 
 
 def test_ports_in_use_and_a_held_data_dir_get_one_clear_line(tmp_path: Path) -> None:
-    config, _ = demo_config(tmp_path)
+    config, _ = demo_config(tmp_path, LEAN)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -170,7 +174,7 @@ def test_ports_in_use_and_a_held_data_dir_get_one_clear_line(tmp_path: Path) -> 
     first = start_takt(config, tmp_path / "b", free_port())
     try:
         (tmp_path / "o").mkdir()
-        other, _ = demo_config(tmp_path / "o")
+        other, _ = demo_config(tmp_path / "o", LEAN)
         r = subprocess.run([*TAKT, "run", "--config", str(other), "--data-dir",
                             str(tmp_path / "b"), "--port", str(free_port())],
                            capture_output=True, text=True, timeout=60, check=False)
