@@ -12,15 +12,16 @@ from actors.supervisor import ChildSpec
 from actors.wrench import WrenchActor
 from controller.config import StationConfig
 
-__all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "section_specs",
+__all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "inspector_spec", "section_specs",
            "sequencer_spec", "traceability_spec"]
 
 # Which children a config section makes: (supervisor, child id prefix).
 SECTION_CHILDREN = {"plcs": ("devices", "plc:"), "scanners": ("devices", "scanner:"),
                     "printers": ("devices", "printer:"), "wrenches": ("devices", "wrench:"),
-                    "robots": ("devices", "robot:"), "ups": ("devices", "ups"),
+                    "robots": ("devices", "robot:"), "cameras": ("devices", "camera:"),
+                    "ups": ("devices", "ups"),
                     "gpio": ("devices", "gpio"), "traceability": ("root", "traceability"),
-                    "coaching": ("root", "sequencer"),
+                    "inspector": ("root", "inspector"), "coaching": ("root", "sequencer"),
                     "gateways": ("root", "gateway:")}
 
 
@@ -52,6 +53,13 @@ def section_specs(config: StationConfig, section: str,
                              webhook_base=(base := webhook_base_url(r, server.host, server.port)),
                              key=(r, base))
                 for r in robots]
+    if section == "cameras":
+        cameras = [c for c in config.cameras if c.enabled]
+        if not cameras:
+            return []
+        from actors.camera import CameraActor  # pylon only where cameras are
+
+        return [ChildSpec.of(CameraActor, f"camera:{c.name}", c, key=c) for c in cameras]
     if section == "ups":
         ups = config.ups
         if ups is None or not ups.enabled:
@@ -66,6 +74,8 @@ def section_specs(config: StationConfig, section: str,
         return [ChildSpec.of(GpioActor, "gpio", gpio, key=gpio)]
     if section == "traceability":
         return [traceability_spec(config, database)]
+    if section == "inspector":
+        return [inspector_spec(config, database)] if config.inspector.enabled else []
     if section == "coaching":
         return [sequencer_spec(config, database)] if config.coaching.enabled else []
     if section == "gateways":
@@ -87,6 +97,14 @@ def traceability_spec(config: StationConfig, database: duckdb.DuckDBPyConnection
     return ChildSpec.of(TraceActor, "traceability", config.traceability, database,
                         station_id=config.station.id, key=(config.station.id,
                                                            config.traceability))
+
+
+def inspector_spec(config: StationConfig, database: duckdb.DuckDBPyConnection) -> ChildSpec:
+    """The station's inspector, a child of the root supervisor after the devices."""
+    from actors.inspector import InspectorActor  # openvino only where inspection runs
+
+    return ChildSpec.of(InspectorActor, "inspector", config.inspector, database,
+                        station_id=config.station.id, key=(config.station.id, config.inspector))
 
 
 def sequencer_spec(config: StationConfig, database: duckdb.DuckDBPyConnection) -> ChildSpec:

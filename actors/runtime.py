@@ -19,6 +19,7 @@ from actors.ingest import Ingest
 from actors.metrics import Metrics
 from actors.quiescence import InFlight
 from controller.clock import Clock, RealClock
+from drivers.vision.frames import FrameSlots
 
 __all__ = [
     "ActorUnavailable",
@@ -92,6 +93,7 @@ class Runtime:
     bus: Bus = None  # type: ignore[assignment]  # filled in __post_init__
     health: HealthRegistry = None  # type: ignore[assignment]
     directory: Directory = field(default_factory=Directory)
+    frames: FrameSlots = field(default_factory=FrameSlots)  # each camera's latest frame
     ingest: Ingest = field(init=False)
     metrics: Metrics = field(init=False)
 

@@ -15,11 +15,13 @@ from actors.runtime import ActorUnavailable, AskTimeout, Runtime
 from api import (
     assemblies,
     auth,
+    cameras,
     coaching,
     config,
     events,
     gateways,
     gpio,
+    inspection,
     journal,
     operators,
     plcs,
@@ -78,7 +80,8 @@ def create_app(runtime: Runtime, station: StationConfig, token_secret: bytes) ->
                config.catalog_blueprint, wrenches.blueprint, wrenches.torque_blueprint,
                wrenches.catalog_blueprint, ups.blueprint, robots.blueprint,
                robot_ws.blueprint, assemblies.blueprint, coaching.blueprint,
-               operators.blueprint, step_events.blueprint, ws.blueprint):
+               operators.blueprint, step_events.blueprint, cameras.blueprint,
+               inspection.blueprint, ws.blueprint):
         app.register_blueprint(bp)
     _install_errors(app)
     _install_metrics(app, runtime)

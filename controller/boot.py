@@ -33,7 +33,13 @@ from actors.assemblies import AssembliesActor
 from actors.auth import AuthActor, EnsureAdmin
 from actors.bus import Bus
 from actors.config import ConfigActor
-from actors.devices import device_specs, gateway_specs, sequencer_spec, traceability_spec
+from actors.devices import (
+    device_specs,
+    gateway_specs,
+    inspector_spec,
+    sequencer_spec,
+    traceability_spec,
+)
 from actors.monitor import Monitor
 from actors.operators import OperatorsActor
 from actors.query import QueryActor
@@ -167,6 +173,7 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
             ChildSpec.of(ConfigActor, "config", database, base, config, overridden),
             devices,
             traceability_spec(config, database),
+            *([inspector_spec(config, database)] if config.inspector.enabled else []),
             *([sequencer_spec(config, database)] if config.coaching.enabled else []),
             *gateway_specs(config),
         ],

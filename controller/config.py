@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from controller.camera_config import CameraConfig
 from controller.coaching_config import CoachingConfig
 from controller.config_check import (
     ConfigError,
@@ -26,6 +27,7 @@ from controller.config_check import (
     table_rule,
 )
 from controller.config_lines import index_key, join_key, key_lines, line_of
+from controller.inspector_config import InspectorConfig
 from controller.plc_config import (
     IMPLEMENTED_PROTOCOLS,
     UNSUPPORTED_PROTOCOLS,
@@ -205,10 +207,12 @@ class StationConfig(_Table):
     printers: tuple[PrinterConfig, ...] = ()
     wrenches: tuple[WrenchConfig, ...] = ()
     robots: tuple[RobotConfig, ...] = ()
+    cameras: tuple[CameraConfig, ...] = ()
     gateways: GatewaysConfig = GatewaysConfig()
     gpio: GpioConfig = GpioConfig()
     traceability: TraceabilityConfig = TraceabilityConfig()
     coaching: CoachingConfig = CoachingConfig()
+    inspector: InspectorConfig = InspectorConfig()
     ups: UpsConfig | None = None  # the station's UPS, read over NUT (none when left out)
     # Absent means no simulators: a real station must not open a fake PLC by default.
     sim: SimConfig | None = None

@@ -18,8 +18,8 @@ __all__ = ["OVERRIDABLE", "effective_config", "replace_section"]
 
 # Sections an API may replace; the station identity, server and store are file-only,
 # because changing them means a restart anyway.
-OVERRIDABLE = frozenset({"plcs", "scanners", "printers", "wrenches", "robots", "gpio",
-                         "gateways", "traceability", "ups", "coaching"})
+OVERRIDABLE = frozenset({"plcs", "scanners", "printers", "wrenches", "robots", "cameras", "gpio",
+                         "gateways", "traceability", "ups", "coaching", "inspector"})
 
 
 def replace_section(config: StationConfig, section: str, value: Any) -> StationConfig:

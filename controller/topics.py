@@ -14,6 +14,7 @@ TOPIC_ROOTS: dict[str, str] = {
     "command": "commands from outside (API, HMI, operators), e.g. command.api",
     "health": "component health changes, e.g. health.plc:line1",
     "inspection": "inspection results, e.g. inspection.demo.result",
+    "vision": "what a camera's model and OCR see, e.g. vision.cam1.prediction, vision.cam1.ocr",
     "coaching": "coaching state of a station, e.g. coaching.demo.state",
     "config": "station config changes made at run time, e.g. config.changed",
     "trace": "traceability facts after their commit: judged scans, batch changes, labels, "

@@ -1,0 +1,1 @@
+"""Vision: frames, OpenVINO models (classifier and OCR), image decoding. No actors here."""
