@@ -219,7 +219,9 @@ class SequencerActor(DatabaseActor):
                               confidence=float(d.get("confidence", 0.0)),
                               frame_id=str(d.get("frame_id", "")))
         if root == "vision" and event.topic.endswith(".ocr") and "text" in d:
-            return Ocr(at_us=at, text=str(d["text"]), frame_id=str(d.get("frame_id", "")))
+            lines = d.get("lines")
+            return Ocr(at_us=at, text=str(d["text"]), frame_id=str(d.get("frame_id", "")),
+                       lines=tuple(str(t) for t in lines) if isinstance(lines, list) else ())
         if kind == "ups" and d.get("pause_coaching") and self.state.active:
             return Pause(at_us=at, reason=f"UPS {name}: {d.get('state', 'low battery')}")
         if kind == "ups" and d.get("resume") and self.state.phase is Phase.PAUSED:

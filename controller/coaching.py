@@ -15,6 +15,7 @@ wait for the sequencer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -203,8 +204,15 @@ class Scan(_In):
 
 
 class Ocr(_In):
+    """What OCR read on one frame: `text` is its first line, `lines` every line in reading
+    order (a label carries a rating, a voltage and a serial; the step wants one of them)."""
+
     text: str
     frame_id: str = ""
+    lines: tuple[str, ...] = ()
+
+    def candidates(self) -> tuple[str, ...]:
+        return self.lines or (self.text,)
 
 
 class Entry(_In):
@@ -492,17 +500,20 @@ def _match(c: Condition, p: Progress, e: Input, variables: dict[str, str]) -> _M
         captured = {c.capture: e.text} if c.capture is not None else None
         return _progress(p, p.count, True, e.text), None, captured
     if isinstance(c, OcrCapture) and isinstance(e, Ocr):
-        if c.pattern is not None and not re.fullmatch(c.pattern, e.text):
-            return p, f"read {e.text!r}, which does not match {c.pattern!r}", None
-        return _progress(p, p.count, True, e.text), None, {c.variable: e.text}
+        read = _line(e, lambda t: c.pattern is None or re.fullmatch(c.pattern, t) is not None)
+        if read is None:
+            return p, f"read {_shown(e)}, which does not match {c.pattern!r}", None
+        return _progress(p, p.count, True, read), None, {c.variable: read}
     if isinstance(c, OcrVerify) and isinstance(e, Ocr):
-        if variables.get(c.variable) != e.text:
-            return p, f"read {e.text!r}, not the captured {c.variable}", None
-        return _progress(p, p.count, True, e.text), None, None
+        read = _line(e, lambda t: variables.get(c.variable) == t)
+        if read is None:
+            return p, f"read {_shown(e)}, not the captured {c.variable}", None
+        return _progress(p, p.count, True, read), None, None
     if isinstance(c, OcrCheck) and isinstance(e, Ocr):
-        if not re.fullmatch(c.pattern, e.text):
-            return p, f"read {e.text!r}, which does not match {c.pattern!r}", None
-        return _progress(p, p.count, True, e.text), None, None
+        read = _line(e, lambda t: re.fullmatch(c.pattern, t) is not None)
+        if read is None:
+            return p, f"read {_shown(e)}, which does not match {c.pattern!r}", None
+        return _progress(p, p.count, True, read), None, None
     if isinstance(c, OcrEntry) and isinstance(e, Entry):
         if e.variable != c.variable:
             return None
@@ -514,6 +525,15 @@ def _match(c: Condition, p: Progress, e: Input, variables: dict[str, str]) -> _M
     if isinstance(c, Dwell) and isinstance(e, Tick):
         return None  # decided in _tick, which knows the step's start
     return None
+
+
+def _line(e: Ocr, fits: Callable[[str], bool]) -> str | None:
+    """The first line read on the frame that the step accepts."""
+    return next((t for t in e.candidates() if fits(t)), None)
+
+
+def _shown(e: Ocr) -> str:
+    return " / ".join(repr(t) for t in e.candidates())
 
 
 def _progress(p: Progress, count: int, done: bool, evidence: str) -> Progress:

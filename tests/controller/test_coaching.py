@@ -347,3 +347,31 @@ def test_a_session_recovered_from_its_stored_facts_continues_at_the_same_step(
             complete_step(one, one.state.step)
     assert (again.state.phase, again.state.step) == (fresh.state.phase, fresh.state.step)
     assert again.state.outcome == fresh.state.outcome
+
+
+def test_ocr_takes_the_line_of_the_frame_that_the_step_wants() -> None:
+    """A label carries a rating, a voltage and a serial: each OCR step takes the line it needs
+    from the same frame's text, and says so when no line fits."""
+    label = ("32A", "24V DC", "CT-000123")
+    assembly = Assembly(id=9, name="Label", steps=(
+        Step(name="scan", data=(StepData(action=ActionType.SCAN,
+                                         infos={"capture": "serial"}),)),
+        Step(name="rating", data=(StepData(action=ActionType.OCR_CAPTURE,
+                                           infos={"variable": "rating", "pattern": r"\d{2}A"}),)),
+        Step(name="coil", data=(StepData(action=ActionType.OCR_CHECK,
+                                         infos={"pattern": r"24V ?DC"}),)),
+        Step(name="serial", data=(StepData(action=ActionType.OCR_VERIFY,
+                                           infos={"variable": "serial"}),)),
+    ))
+    run = Run()
+    run.feed(Start(at_us=0, record_id="r9", assembly=assembly))
+    run.feed(Scan(at_us=0, text="CT-000123"))
+    run.feed(Ocr(at_us=0, text="24V DC", lines=("24V DC", "CT-000123")))  # no rating in view
+    assert run.state.step == 1
+    assert "'24V DC' / 'CT-000123'" in run.emitted("feedback")[-1]["reason"]
+    for _ in range(3):
+        run.feed(Ocr(at_us=0, text=label[0], lines=label))
+    assert run.state.phase is Phase.COMPLETE and run.state.outcome is Outcome.OK
+    assert run.state.variables == {"serial": "CT-000123", "rating": "32A"}
+    assert [r.result.evidence for r in run.of(StepFinished)][1:] == [
+        ("32A",), ("24V DC",), ("CT-000123",)]
