@@ -13,6 +13,22 @@ import pykka
 
 from actors.base import handles
 from actors.database import DatabaseActor
+from actors.inspector_messages import (
+    ActiveLearningQueue,
+    ActiveLearningStats,
+    CountInspections,
+    ExportInspections,
+    GetBatchJob,
+    GetInspection,
+    InspectionStats,
+    InspectionTrend,
+    InspectionView,
+    ListBatchJobs,
+    ListInspectionAlerts,
+    ListInspections,
+    ListVisionModels,
+    inspection_view,
+)
 from actors.operators import GetOperator, ListOperators, LookupOperator, VerifyRfid
 from actors.robot_messages import ListRobotAlerts, ListRobotLogs
 from actors.runtime import ActorUnavailable, Directory
@@ -33,6 +49,27 @@ from state.buffer import BufferSummary, buffer_summary
 from state.codes import CodePage, count_codes, find_code, get_code, list_codes
 from state.errors import NotFound
 from state.events import EventFilter, StoredEvent, get_event, list_events, unacked_ids
+from state.inspection_alerts import AlertRow
+from state.inspection_alerts import list_alerts as list_inspection_alerts
+from state.inspection_jobs import (
+    ActiveLearningRow,
+    BatchJobRow,
+    active_learning_stats,
+    get_job,
+    list_jobs,
+    pending_items,
+)
+from state.inspections import (
+    InspectionRow,
+    InspectionStatistics,
+    InspectionTrends,
+    count_inspections,
+    export_page,
+    get_inspection,
+    inspection_statistics,
+    inspection_trends,
+    list_inspections,
+)
 from state.journal import JournalRow, read_journal
 from state.operators import (
     Operator,
@@ -43,6 +80,7 @@ from state.operators import (
 )
 from state.robots import RobotAlertRow, list_alerts, list_logs
 from state.step_events import DaySummary, step_event_summary
+from state.vision_models import ModelRow, list_models
 
 __all__ = ["GetEvent", "QueryActor", "ReadEvents", "ReadJournal", "UnackedEvents",
            "pick_query_actor"]
@@ -178,6 +216,72 @@ class QueryActor(DatabaseActor):
     def _step_events(self, msg: SummarizeStepEvents) -> list[DaySummary]:
         return step_event_summary(self.con, from_us=msg.from_us, to_us=msg.to_us,
                                   machine_ids=msg.machine_ids)
+
+    # ---- inspections (written by the inspector through the store) ---------------------------
+
+    def _model_names(self) -> dict[str, str]:
+        return {m.id: f"{m.name} v{m.version}" for m in list_models(self.con)}
+
+    @handles(GetInspection)
+    def _inspection(self, msg: GetInspection) -> InspectionView:
+        stored = get_inspection(self.con, msg.id)
+        if stored is None:
+            raise NotFound(f"no inspection {msg.id}")
+        model_id = stored.inspection.model_id
+        return inspection_view(stored, self._model_names().get(model_id or ""))
+
+    @handles(ListInspections)
+    def _inspections(self, msg: ListInspections) -> list[InspectionView]:
+        names = self._model_names()
+        return [inspection_view(s, names.get(s.inspection.model_id or ""))
+                for s in list_inspections(self.con, msg.filter, limit=msg.limit,
+                                          offset=msg.offset)]
+
+    @handles(CountInspections)
+    def _count_inspections(self, msg: CountInspections) -> int:
+        return count_inspections(self.con, msg.filter)
+
+    @handles(InspectionStats)
+    def _inspection_stats(self, msg: InspectionStats) -> InspectionStatistics:
+        return inspection_statistics(self.con, since_us=msg.since_us, station_id=msg.station_id)
+
+    @handles(InspectionTrend)
+    def _inspection_trend(self, msg: InspectionTrend) -> InspectionTrends:
+        return inspection_trends(self.con, since_us=msg.since_us, until_us=msg.until_us,
+                                 interval=msg.interval, station_id=msg.station_id)
+
+    @handles(ExportInspections)
+    def _export_inspections(self, msg: ExportInspections) -> list[InspectionRow]:
+        after = None if msg.after_us is None or msg.after_id is None else (msg.after_us,
+                                                                           msg.after_id)
+        return export_page(self.con, after=after, limit=msg.limit, flt=msg.filter)
+
+    @handles(ListVisionModels)
+    def _vision_models(self, _: ListVisionModels) -> list[ModelRow]:
+        return list_models(self.con)
+
+    @handles(ListInspectionAlerts)
+    def _inspection_alerts(self, msg: ListInspectionAlerts) -> list[AlertRow]:
+        return list_inspection_alerts(self.con, msg.filter, limit=msg.limit, offset=msg.offset)
+
+    @handles(ListBatchJobs)
+    def _batch_jobs(self, msg: ListBatchJobs) -> list[BatchJobRow]:
+        return list_jobs(self.con, limit=msg.limit, offset=msg.offset)
+
+    @handles(GetBatchJob)
+    def _batch_job(self, msg: GetBatchJob) -> BatchJobRow:
+        job = get_job(self.con, msg.id)
+        if job is None:
+            raise NotFound(f"no batch job {msg.id}")
+        return job
+
+    @handles(ActiveLearningStats)
+    def _active_learning_stats(self, _: ActiveLearningStats) -> dict[str, int]:
+        return active_learning_stats(self.con)
+
+    @handles(ActiveLearningQueue)
+    def _active_learning_queue(self, msg: ActiveLearningQueue) -> list[ActiveLearningRow]:
+        return pending_items(self.con, limit=msg.limit)
 
 
 def pick_query_actor(directory: Directory) -> pykka.ActorRef[Any]:
