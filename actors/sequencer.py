@@ -48,7 +48,9 @@ from actors.sequencer_messages import (
     SetStationOperator,
     StartCoaching,
 )
+from actors.sequencer_reads import ReadAgain, TextReads
 from actors.wrench_messages import SelectPset
+from controller.assembly import OcrCapture, OcrCheck, OcrVerify
 from controller.coaching import (
     Abort,
     Advance,
@@ -98,6 +100,7 @@ _PATTERNS = ["device.wrench.*.result", "device.plc.*.signal", "device.scanner.*.
 # Messages an HMI must not miss are durable (journaled, replayed); frames are not.
 _DURABLE = frozenset({"step_complete", "step_interrupt", "assembly_complete"})
 _INPUTS = msgspec.json.Decoder(Input)
+_READS_TEXT = (OcrCapture, OcrCheck, OcrVerify)  # OCR_ENTRY is typed by the operator
 
 
 def input_decoder() -> msgspec.json.Decoder[Any]:
@@ -124,6 +127,7 @@ class SequencerActor(DatabaseActor):
         self.state = CoachingState()
         self._subscription: Any = None
         self._timers: list[Any] = []
+        self._reads: TextReads | None = None
         self._recovering = False
         self._record: records.RecordRow | None = None
         self._writer: RecordWriter | None = None
@@ -134,10 +138,13 @@ class SequencerActor(DatabaseActor):
     def started(self) -> None:
         self._con = self.database.cursor()
         self._writer = RecordWriter(self.database, name=self.name, log=self.log)
+        self._reads = TextReads(self.runtime, self.actor_ref, self.log,
+                                interval_s=self.config.ocr_interval_s)
         self._recover()
         self._subscription = self.bus.subscribe_actor(_PATTERNS, self.actor_ref,
                                                       name=f"{self.name}-facts")
         self.set_health(HealthState.UP)
+        self._read_text_if_wanted()
 
     def stopping(self) -> None:
         self._unsubscribe()
@@ -157,6 +164,8 @@ class SequencerActor(DatabaseActor):
     def _unsubscribe(self) -> None:
         for timer in self._timers:
             timer.cancel()
+        if self._reads is not None:
+            self._reads.cancel()
         if self._subscription is not None:
             self.bus.unsubscribe(self._subscription)
             self._subscription = None
@@ -221,7 +230,8 @@ class SequencerActor(DatabaseActor):
         if root == "vision" and event.topic.endswith(".ocr") and "text" in d:
             lines = d.get("lines")
             return Ocr(at_us=at, text=str(d["text"]), frame_id=str(d.get("frame_id", "")),
-                       lines=tuple(str(t) for t in lines) if isinstance(lines, list) else ())
+                       lines=tuple(str(t["text"]) if isinstance(t, dict) else str(t)
+                                   for t in lines) if isinstance(lines, list) else ())
         if kind == "ups" and d.get("pause_coaching") and self.state.active:
             return Pause(at_us=at, reason=f"UPS {name}: {d.get('state', 'low battery')}")
         if kind == "ups" and d.get("resume") and self.state.phase is Phase.PAUSED:
@@ -455,6 +465,23 @@ class SequencerActor(DatabaseActor):
             elif isinstance(effect, WakeAt):
                 delay = max(0.0, (effect.at_us - self.clock.now_us()) / 1e6)
                 self._timers.append(self.tell_self_later(delay, Tick(at_us=effect.at_us)))
+        self._read_text_if_wanted()
+
+    @handles(ReadAgain)
+    def _read_again(self, _: ReadAgain) -> None:
+        assert self._reads is not None
+        self._reads.ready()
+        self._read_text_if_wanted()
+
+    def _read_text_if_wanted(self) -> None:
+        """While the step waits for text on the camera, keep the inspector reading it."""
+        state = self.state
+        if self._reads is None or state.phase is not Phase.STEP_ACTIVE \
+                or state.assembly is None:
+            return
+        if any(isinstance(c, _READS_TEXT) and not p.done
+               for c, p in zip(state.conditions, state.progress, strict=False)):
+            self._reads.want(state.assembly.steps[state.step].camera_id)
 
     def _emit(self, effect: Emit) -> None:
         data = dict(effect.data)

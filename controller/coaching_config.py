@@ -30,6 +30,9 @@ class CoachingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     release: ReleaseOutput | None = None
     machine: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
     """The machine name of this station's step events; by default the station's name."""
+    ocr_interval_s: Annotated[float, Meta(ge=0.1, le=60)] = 1.0
+    """While a step waits for text (OCR_CAPTURE, OCR_CHECK, OCR_VERIFY), the inspector reads
+    the camera's newest frame again this long after each read."""
 
 
 @table_rule(CoachingConfig, "release_control", "release")
