@@ -11,6 +11,7 @@ from actors.scanner import ScannerActor
 from actors.supervisor import ChildSpec
 from actors.wrench import WrenchActor
 from controller.config import StationConfig
+from state.connection import database_folder
 
 __all__ = ["SECTION_CHILDREN", "device_specs", "gateway_specs", "inspector_spec", "section_specs",
            "sequencer_spec", "traceability_spec"]
@@ -59,7 +60,10 @@ def section_specs(config: StationConfig, section: str,
             return []
         from actors.camera import CameraActor  # pylon only where cameras are
 
-        return [ChildSpec.of(CameraActor, f"camera:{c.name}", c, key=c) for c in cameras]
+        # Relative image paths (the emulator's file, a folder source) are the data dir's.
+        data_dir = database_folder(database)
+        return [ChildSpec.of(CameraActor, f"camera:{c.name}", c, data_dir=data_dir, key=c)
+                for c in cameras]
     if section == "ups":
         ups = config.ups
         if ups is None or not ups.enabled:

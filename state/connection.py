@@ -22,7 +22,7 @@ import duckdb
 from state.errors import StateError
 from state.migrate import migrate
 
-__all__ = ["open_database", "open_reader"]
+__all__ = ["database_folder", "open_database", "open_reader"]
 
 _CONFIG: dict[str, str | bool] = {
     # Pinned because every acknowledgement relies on it; NONE would skip the fsync on commit.
@@ -68,3 +68,10 @@ def open_reader(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     A cursor is not safe to share between threads: give each reader thread its own.
     """
     return con.cursor()
+
+
+def database_folder(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The folder of the database file: the station's data directory (None in memory)."""
+    rows = con.execute("SELECT path FROM duckdb_databases() "
+                       "WHERE database_name = current_database()").fetchall()
+    return Path(rows[0][0]).parent if rows and rows[0][0] else None

@@ -1,0 +1,1 @@
+"""Basler cameras over pypylon (and the pylon camera emulator); `settings` is pure."""
