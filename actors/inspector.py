@@ -13,21 +13,21 @@ store (state.inspections and friends):
   serves, then swapped in one step; the old one is closed once its in-flight work is done;
 - batch jobs and training run on threads of their own; OCR and benchmarks on the loader.
 
-OpenVINO is imported only when a model or the OCR engine is loaded.
+The models in memory and the loader thread are in `actors.inspector_models`; the batch and
+training workers and the benchmark in `actors.inspector_jobs`; the messages in
+`actors.inspector_messages`. OpenVINO is imported only when a model or the OCR engine is
+loaded.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
-import json
 import os
-import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,11 +39,19 @@ import numpy as np
 from actors.base import handles
 from actors.database import DatabaseActor
 from actors.health import HealthState
+from actors.inspector_jobs import (
+    BatchJobs,
+    JobEnded,
+    Training,
+    TrainingEnded,
+    batch_files,
+    benchmark,
+    check_batch_input,
+)
 from actors.inspector_messages import (
     AcknowledgeInspectionAlert,
     AnnotateImage,
     BenchmarkModel,
-    BenchmarkResult,
     CancelBatchJob,
     CreateBatchJob,
     DeleteInspection,
@@ -52,12 +60,8 @@ from actors.inspector_messages import (
     ImportModel,
     InspectCamera,
     InspectImage,
-    InspectorBusy,
     InspectorStatus,
-    LoadedModel,
     LoadOpenVinoModel,
-    ModelRefused,
-    NoModel,
     OpenVinoStatus,
     ReadText,
     RollbackModel,
@@ -71,7 +75,15 @@ from actors.inspector_messages import (
     Unavailable,
     inspection_view,
 )
-from actors.runtime import ActorUnavailable, Reply, Request, Runtime, call, tell
+from actors.inspector_models import (
+    Deployment,
+    Loaded,
+    LoadedModels,
+    LoaderThread,
+    Retired,
+    model_kind,
+)
+from actors.runtime import ActorUnavailable, Reply, Request, Runtime, tell
 from actors.store import Write
 from controller.inspection_rules import (
     AlertChange,
@@ -85,7 +97,8 @@ from controller.inspection_rules import (
 )
 from controller.inspector_config import InspectorConfig
 from drivers.vision.frames import Frame
-from drivers.vision.images import ImageError, ImageType, decode_image, encode_jpeg
+from drivers.vision.images import ImageType, decode_image, encode_jpeg
+from state.connection import database_folder
 from state.errors import NotFound, TransitionError
 from state.inspection_alerts import (
     acknowledge_alert,
@@ -101,9 +114,6 @@ from state.inspection_jobs import (
     fail_interrupted_jobs,
     finish_job,
     get_job,
-    job_progress,
-    labeled_items,
-    mark_trained,
     start_job,
 )
 from state.inspections import (
@@ -124,59 +134,13 @@ from state.vision_models import (
 )
 
 if TYPE_CHECKING:
-    import openvino as ov
-
     from drivers.vision.classifier import ClassScores, VisionModel
 
 __all__ = ["InspectorActor"]
 
 IMAGES = "inspections"  # folder of kept images under the data directory
-MODELS = "models"  # folder of trained models under the data directory
-_BATCH_FLUSH_ROWS = 256
-_BATCH_FLUSH_S = 0.5
 _CAMERA_CHECK_S = 2.0
 _MEDIA = {t.suffix: t.media_type for t in ImageType}
-
-
-class _Retired(Exception):
-    """The deployment was swapped out while a caller reached for it; take the new one."""
-
-
-class _Deployment:
-    """A loaded model and who is using it, so a swap closes it only once nobody is."""
-
-    def __init__(self, model: VisionModel, row: ModelRow | None = None, key: str = "") -> None:
-        self.model = model
-        self.row = row
-        self.key = key
-        self._cond = threading.Condition()
-        self._users = 0
-        self._retired = False
-
-    @property
-    def label(self) -> str:
-        return f"{self.row.name} v{self.row.version}" if self.row else self.key
-
-    @contextlib.contextmanager
-    def lease(self) -> Iterator[VisionModel]:
-        with self._cond:
-            if self._retired:
-                raise _Retired
-            self._users += 1
-        try:
-            yield self.model
-        finally:
-            with self._cond:
-                self._users -= 1
-                self._cond.notify_all()
-
-    def retire(self) -> None:
-        """Wait for every caller and in-flight inference, then close (any thread but theirs)."""
-        with self._cond:
-            self._retired = True
-            self._cond.wait_for(lambda: self._users == 0)
-        self.model.wait_all()
-        self.model.close()
 
 
 class _Counters:
@@ -209,16 +173,7 @@ class _Built:
     model: str
 
 
-# Messages to self, from the loader, camera, OpenVINO, batch and training threads.
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    result: Any
-    error: BaseException | None
-    then: Callable[[Any], Any]
-    cleanup: Callable[[Any], None] | None
-    reply: Reply
-
-
+# Messages to self, from other threads: the store's, the camera's, OpenVINO's, the batch workers'.
 @dataclass(frozen=True, slots=True)
 class _Committed:
     decision: Decision
@@ -233,17 +188,10 @@ class _CheckCamera:
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class _JobEnded:
-    job_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _TrainingEnded:
-    state: TrainingState
-
-
 class InspectorActor(DatabaseActor):
+    """Inspects images on the deployed model and keeps the station's inspections, models,
+    batch jobs, training and alerts."""
+
     def __init__(self, runtime: Runtime, name: str, config: InspectorConfig,
                  database: duckdb.DuckDBPyConnection, *, station_id: str,
                  data_dir: Path | None = None, **kw: Any) -> None:
@@ -253,27 +201,23 @@ class InspectorActor(DatabaseActor):
         self.data_dir = data_dir  # None: the database file's folder (found on start)
         self.topic = f"inspection.{station_id}"
         self.watch = AlertWatch(config)
-        self._current: _Deployment | None = None
-        self._loaded: dict[str, _Deployment] = {}
-        self._loader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"{name}-load")
-        self._core: ov.Core | None = None
-        self._core_lock = threading.Lock()
+        self.models = LoadedModels(config, name)
+        self._loader = LoaderThread(name, lambda loaded: tell(self.runtime, self.actor_ref, loaded))
         self._ocr: Any = None
         self._stream = _Counters()
         self._gate = StreamGate(config.stream_fps)
         self._unlisten: Callable[[], None] | None = None
         self._model_failing = False
         self._camera_puts = 0
-        self._jobs: dict[str, _BatchRun] = {}
-        self._training: _TrainingRun | None = None
-        self._training_state = TrainingState(status="idle")
+        self._batch = BatchJobs()
+        self._training = Training()
 
     # ---- life cycle -------------------------------------------------------------------------
 
     def started(self) -> None:
         super().started()
         if self.data_dir is None:
-            self.data_dir = _database_folder(self.con)
+            self.data_dir = database_folder(self.con)
         fail_interrupted_jobs(self.con, now_us=self.clock.now_us())
         known = {k.value: k for k in AlertKind}
         self.watch = AlertWatch(self.config, frozenset(
@@ -298,18 +242,10 @@ class InspectorActor(DatabaseActor):
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        for run in list(self._jobs.values()):
-            run.cancelled.set()
-        for run in list(self._jobs.values()):
-            run.join(10.0)
-        if self._training is not None:
-            self._training.stop_requested.set()
-        self._loader.shutdown(wait=True, cancel_futures=True)
-        for deployment in [self._current, *self._loaded.values()]:
-            if deployment is not None:
-                deployment.retire()
-        self._current = None
-        self._loaded.clear()
+        self._batch.stop_all()
+        self._training.stop_if_running()
+        self._loader.shutdown()
+        self.models.close()
         if self._ocr is not None:
             self._ocr.close()
 
@@ -318,48 +254,48 @@ class InspectorActor(DatabaseActor):
         try:
             if row is None and self.config.model is not None:
                 path = self._resolve(self.config.model)
-                model = self._load(path, list(self.config.model_labels) or None)
+                model = self.models.load(path, list(self.config.model_labels) or None)
                 registered = [m for m in list_models(self.con) if m.path == str(path)]
                 row = registered[0] if registered else register_model(
                     self.con, name=path.stem, path=str(path), labels=list(model.labels),
-                    kind=_kind(path), source="imported", metrics=None,
+                    kind=model_kind(path), source="imported", metrics=None,
                     now_us=self.clock.now_us())
             elif row is not None:
-                model = self._load(Path(row.path), row.labels)
+                model = self.models.load(Path(row.path), row.labels)
             else:
                 return
         except Exception as exc:  # a broken model file must not keep the station from starting
             self.log.error("no model deployed at start: %s", exc)
             self._apply(self.watch.error(AlertKind.MODEL_ERROR, f"model not loaded: {exc}"))
             return
-        self._current = _Deployment(model, deploy_model(self.con, row.id,
-                                                        now_us=self.clock.now_us()))
+        self.models.deploy(model, deploy_model(self.con, row.id, now_us=self.clock.now_us()))
 
     # ---- inspecting -------------------------------------------------------------------------
 
     @handles(InspectImage, deferred=True)
     def _inspect_image(self, msg: InspectImage, reply: Reply) -> None:
         t0 = time.perf_counter()
-        self._deployed()  # no model: say so before decoding anything
+        self.models.deployed()  # no model: say so before decoding anything
         decoded = decode_image(msg.data)
-        built = self._build(decoded.image, source="upload", camera=None,
-                            station_id=msg.station_id, part_id=msg.part_id, t0=t0,
-                            original=(msg.data, decoded.type.suffix))
+        built = self.build_inspection(decoded.image, source="upload", camera=None,
+                                      station_id=msg.station_id, part_id=msg.part_id, t0=t0,
+                                      original=(msg.data, decoded.type.suffix))
         self._commit(built, reply)
 
     @handles(InspectCamera, deferred=True)
     def _inspect_camera(self, msg: InspectCamera, reply: Reply) -> None:
         t0 = time.perf_counter()
-        self._deployed()
+        self.models.deployed()
         frame = self._frame(msg.camera or self.config.camera)
-        built = self._build(frame.image, source="camera", camera=frame.camera,
-                            station_id=msg.station_id, part_id=msg.part_id, t0=t0)
+        built = self.build_inspection(frame.image, source="camera", camera=frame.camera,
+                                      station_id=msg.station_id, part_id=msg.part_id, t0=t0)
         self._commit(built, reply)
 
-    def _build(self, image: np.ndarray, *, source: str, camera: str | None,
-               station_id: str | None, part_id: str | None, t0: float,
-               original: tuple[bytes, str] | None = None) -> _Built:
-        """Predict, decide, keep the image if asked; the rows to write. Any thread."""
+    def build_inspection(self, image: np.ndarray, *, source: str, camera: str | None,
+                         station_id: str | None, part_id: str | None, t0: float,
+                         original: tuple[bytes, str] | None = None) -> _Built:
+        """Predict, decide, keep the image if asked; the rows to write. Any thread (the batch
+        workers call it too)."""
         deployment, scores, inference_ms = self._predict(image)
         config = self.config
         decision = decide(scores.label, scores.confidence, config)
@@ -392,21 +328,21 @@ class InspectorActor(DatabaseActor):
         return _Built(rows=rows, stored=StoredInspection(inspection=row, detections=[detection]),
                       decision=decision, image_ref=image_ref, model=deployment.label)
 
-    def _predict(self, image: np.ndarray) -> tuple[_Deployment, ClassScores, float]:
+    def _predict(self, image: np.ndarray) -> tuple[Deployment, ClassScores, float]:
         while True:
-            deployment = self._deployed()
+            deployment = self.models.deployed()
             try:
                 with deployment.lease() as model:
                     t0 = time.perf_counter()
                     scores = model.predict(image)
                     elapsed_ms = (time.perf_counter() - t0) * 1000
-            except _Retired:
+            except Retired:
                 continue  # swapped meanwhile: the new model answers
             except Exception as exc:
-                self._tell_self(_ModelFault(f"{type(exc).__name__}: {exc}"))
+                self.tell_self(_ModelFault(f"{type(exc).__name__}: {exc}"))
                 raise Unavailable(f"the model {deployment.label} failed: {exc}") from exc
             if self._model_failing:
-                self._tell_self(_ModelFault(None))
+                self.tell_self(_ModelFault(None))
             return deployment, scores, elapsed_ms
 
     def _commit(self, built: _Built, reply: Reply) -> None:
@@ -420,7 +356,7 @@ class InspectorActor(DatabaseActor):
                 return
             self.publish(f"{self.topic}.result", msgspec.to_builtins(view))
             reply(view, None)
-            self._tell_self(_Committed(built.decision))
+            self.tell_self(_Committed(built.decision))
 
         try:
             store = self.runtime.directory.get("store")
@@ -474,7 +410,7 @@ class InspectorActor(DatabaseActor):
         if not self._gate.allow(frame.at_us):
             counters.bump("rate_skipped")
             return
-        deployment = self._current
+        deployment = self.models.current
         if deployment is None:
             counters.bump("no_model")
             return
@@ -482,20 +418,20 @@ class InspectorActor(DatabaseActor):
         try:
             with deployment.lease() as model:
                 accepted = model.submit(frame.image, done)
-        except _Retired:
+        except Retired:
             counters.bump("dropped_busy")  # the next frame goes to the new model
             return
         except Exception as exc:
             counters.bump("errors")
-            self._tell_self(_ModelFault(f"{type(exc).__name__}: {exc}"))
+            self.tell_self(_ModelFault(f"{type(exc).__name__}: {exc}"))
             return
         counters.bump("submitted" if accepted else "dropped_busy")
 
-    def _on_prediction(self, frame: Frame, deployment: _Deployment, scores: ClassScores | None,
+    def _on_prediction(self, frame: Frame, deployment: Deployment, scores: ClassScores | None,
                        error: BaseException | None) -> None:
         if error is not None or scores is None:
             self._stream.bump("failed")
-            self._tell_self(_ModelFault(f"{type(error).__name__}: {error}"))
+            self.tell_self(_ModelFault(f"{type(error).__name__}: {error}"))
             return
         decision = decide(scores.label, scores.confidence, self.config)
         self.publish(f"vision.{frame.camera}.prediction", {
@@ -505,7 +441,7 @@ class InspectorActor(DatabaseActor):
             "latency_ms": (self.clock.now_us() - frame.at_us) / 1000})
         self._stream.bump("published")
         if self._model_failing:
-            self._tell_self(_ModelFault(None))
+            self.tell_self(_ModelFault(None))
 
     @handles(_CheckCamera)
     def _check_camera(self, _: _CheckCamera) -> None:
@@ -528,7 +464,7 @@ class InspectorActor(DatabaseActor):
     @handles(ImportModel, deferred=True)
     def _import(self, msg: ImportModel, reply: Reply) -> None:
         path = self._resolve(msg.path)
-        kind = _kind(path)
+        kind = model_kind(path)
 
         def register(model: VisionModel) -> ModelRow:
             try:
@@ -538,15 +474,15 @@ class InspectorActor(DatabaseActor):
             finally:
                 model.close()
 
-        self._in_loader(lambda: self._load(path, msg.labels), register, reply,
-                        cleanup=lambda model: model.close())
+        self._loader.run(lambda: self.models.load(path, msg.labels), register, reply,
+                         cleanup=lambda model: model.close())
 
     @handles(DeployModel, deferred=True)
     def _deploy(self, msg: DeployModel, reply: Reply) -> None:
         row = self._model_row(msg.id)
-        self._in_loader(lambda: self._load(Path(row.path), row.labels),
-                        lambda model: self._swap(row, model, rollback=False), reply,
-                        cleanup=lambda model: model.close())
+        self._loader.run(lambda: self.models.load(Path(row.path), row.labels),
+                         lambda model: self._swap(row, model, rollback=False), reply,
+                         cleanup=lambda model: model.close())
 
     @handles(RollbackModel, deferred=True)
     def _rollback(self, msg: RollbackModel, reply: Reply) -> None:
@@ -558,16 +494,13 @@ class InspectorActor(DatabaseActor):
             raise TransitionError(f"model {row.name} v{row.version} has no earlier deployment "
                                   "to roll back to")
         previous = self._model_row(row.previous_id)
-        self._in_loader(lambda: self._load(Path(previous.path), previous.labels),
-                        lambda model: self._swap(previous, model, rollback=True), reply,
-                        cleanup=lambda model: model.close())
+        self._loader.run(lambda: self.models.load(Path(previous.path), previous.labels),
+                         lambda model: self._swap(previous, model, rollback=True), reply,
+                         cleanup=lambda model: model.close())
 
     def _swap(self, row: ModelRow, model: VisionModel, *, rollback: bool) -> ModelRow:
         deployed = deploy_model(self.con, row.id, now_us=self.clock.now_us(), rollback=rollback)
-        old, self._current = self._current, _Deployment(model, deployed)
-        if old is not None:
-            # Off this thread: retiring waits for the old model's in-flight inferences.
-            threading.Thread(target=old.retire, name=f"{self.name}-retire", daemon=True).start()
+        self.models.deploy(model, deployed)
         self.log.info("deployed model %s v%s (%s)", deployed.name, deployed.version, deployed.id)
         self.publish(f"{self.topic}.model", {"id": deployed.id, "name": deployed.name,
                                              "version": deployed.version,
@@ -585,41 +518,30 @@ class InspectorActor(DatabaseActor):
             import openvino as ov
 
             version = ov.get_version()
-            devices = list(self._ov_core().available_devices)
+            devices = list(self.models.core().available_devices)
         except Exception as exc:  # OpenVINO missing or broken: say so, do not fail
             error = f"{type(exc).__name__}: {exc}"
-        current = self._current
+        current = self.models.current
         return InspectorStatus(
             available=bool(devices), version=version, devices=devices,
             device=self.config.device, precision=self.config.precision,
             deployed=msgspec.to_builtins(current.row) if current and current.row else None,
-            loaded_models=[_loaded_view(key, d) for key, d in sorted(self._loaded.items())],
+            loaded_models=self.models.views(),
             stream={"camera": self.config.camera, **self._stream.snapshot()},
             ocr_loaded=self._ocr is not None, error=error)
 
     @handles(LoadOpenVinoModel, deferred=True)
     def _ov_load(self, msg: LoadOpenVinoModel, reply: Reply) -> None:
         path = self._resolve(msg.model_path)
-        _kind(path)
-
-        def keep(model: VisionModel) -> LoadedModel:
-            old = self._loaded.get(msg.model_key)
-            self._loaded[msg.model_key] = deployment = _Deployment(model, key=msg.model_key)
-            if old is not None:
-                threading.Thread(target=old.retire, daemon=True).start()
-            return _loaded_view(msg.model_key, deployment)
-
-        self._in_loader(lambda: self._load(path, msg.labels, msg.device), keep, reply,
-                        cleanup=lambda model: model.close())
+        model_kind(path)  # refuse what is no model file before loading anything
+        self._loader.run(lambda: self.models.load(path, msg.labels, msg.device),
+                         lambda model: self.models.keep(msg.model_key, model), reply,
+                         cleanup=lambda model: model.close())
 
     @handles(BenchmarkModel, deferred=True)
     def _benchmark(self, msg: BenchmarkModel, reply: Reply) -> None:
-        deployment = (self._current if msg.model_key == "deployed"
-                      else self._loaded.get(msg.model_key))
-        if deployment is None:
-            raise NotFound(f"no model loaded under {msg.model_key!r} (load it with "
-                           "/api/v1/openvino/load, or use 'deployed')")
-        self._in_loader(lambda: _benchmark(deployment, msg.model_key, msg.iterations,
+        deployment = self.models.find(msg.model_key)
+        self._loader.run(lambda: benchmark(deployment, msg.model_key, msg.iterations,
                                            self.config.requests), lambda result: result, reply)
 
     # ---- OCR ------------------------------------------------------------------------------------
@@ -654,48 +576,36 @@ class InspectorActor(DatabaseActor):
                     "text": result.text, "frame_id": frame.frame_id, "lines": lines})
             return result
 
-        self._in_loader(read, answer, reply)
+        self._loader.run(read, answer, reply)
 
     # ---- batch jobs -----------------------------------------------------------------------------
 
     @handles(CreateBatchJob)
     def _create_job(self, msg: CreateBatchJob) -> BatchJobRow:
         folder = self._resolve(msg.input_dir)
-        if not folder.is_dir():
-            raise ValueError(f"input_dir {msg.input_dir!r} is not an existing folder "
-                             f"(relative paths are under the data directory)")
-        pattern = msg.file_pattern
-        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-            raise ValueError("file_pattern is a glob inside input_dir, e.g. *.png or **/*.jpg")
-        return create_job(self.con, name=msg.name, input_dir=str(folder), file_pattern=pattern,
-                          part_id=msg.part_id, now_us=self.clock.now_us())
+        check_batch_input(folder, msg.input_dir, msg.file_pattern)
+        return create_job(self.con, name=msg.name, input_dir=str(folder),
+                          file_pattern=msg.file_pattern, part_id=msg.part_id,
+                          now_us=self.clock.now_us())
 
     @handles(StartBatchJob)
     def _start_job(self, msg: StartBatchJob) -> BatchJobRow:
-        self._deployed()
+        self.models.deployed()
         job = get_job(self.con, msg.id)
         if job is None:
             raise NotFound(f"no batch job {msg.id}")
         if job.status != "pending":
             raise TransitionError(f"batch job {msg.id} is {job.status}; only a pending job "
                                   "starts")
-        folder = Path(job.input_dir)
-        try:
-            files = sorted(p for p in folder.glob(job.file_pattern) if p.is_file())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot list {folder}: {exc}") from None
+        files = batch_files(job)
         job = start_job(self.con, msg.id, total=len(files), now_us=self.clock.now_us())
-        run = self._jobs[job.id] = _BatchRun(self, job, files)
-        run.start()
+        self._batch.start(self, job, files)
         self.publish(f"{self.topic}.batch", msgspec.to_builtins(job))
         return job
 
     @handles(CancelBatchJob, deferred=True)
     def _cancel_job(self, msg: CancelBatchJob, reply: Reply) -> None:
-        run = self._jobs.get(msg.id)
-        if run is not None:
-            run.waiting.append(reply)  # answered when the worker has stopped
-            run.cancelled.set()
+        if self._batch.cancel(msg.id, reply):
             return
         job = get_job(self.con, msg.id)
         if job is None:
@@ -703,13 +613,13 @@ class InspectorActor(DatabaseActor):
         reply(finish_job(self.con, msg.id, status="cancelled", now_us=self.clock.now_us()),
               None)
 
-    @handles(_JobEnded)
-    def _job_ended(self, msg: _JobEnded) -> None:
-        run = self._jobs.pop(msg.job_id, None)
+    @handles(JobEnded)
+    def _job_ended(self, msg: JobEnded) -> None:
+        waiting = self._batch.ended(msg.job_id)
         job = get_job(self.con, msg.job_id)
         if job is not None:
             self.publish(f"{self.topic}.batch", msgspec.to_builtins(job))
-        for reply in run.waiting if run else []:
+        for reply in waiting:
             reply(job, None)
 
     # ---- active learning, training, alerts ---------------------------------------------------
@@ -721,30 +631,19 @@ class InspectorActor(DatabaseActor):
 
     @handles(StartTraining)
     def _start_training(self, msg: StartTraining) -> TrainingState:
-        if self._training is not None and self._training.is_alive():
-            raise InspectorBusy("a training run is going on; stop it first")
-        if self.data_dir is None:
-            raise Unavailable("this inspector has no data directory to keep a model in")
-        self._training_state = TrainingState(status="running", model_name=msg.model_name,
-                                             started_us=self.clock.now_us())
-        self._training = _TrainingRun(self, msg)
-        self._training.start()
-        return self._training_state
+        return self._training.start(self, msg, data_dir=self.data_dir, models=self.models)
 
     @handles(TrainingStatus)
     def _training_status(self, _: TrainingStatus) -> TrainingState:
-        return self._training_state
+        return self._training.state
 
     @handles(StopTraining)
     def _stop_training(self, _: StopTraining) -> TrainingState:
-        if self._training is None or not self._training.is_alive():
-            raise TransitionError("no training run is going on")
-        self._training.stop_requested.set()
-        return self._training_state
+        return self._training.stop()
 
-    @handles(_TrainingEnded)
-    def _training_ended(self, msg: _TrainingEnded) -> None:
-        self._training_state = msg.state
+    @handles(TrainingEnded)
+    def _training_ended(self, msg: TrainingEnded) -> None:
+        self._training.state = msg.state
         self.publish(f"{self.topic}.training", msgspec.to_builtins(msg.state))
 
     @handles(AcknowledgeInspectionAlert)
@@ -771,13 +670,6 @@ class InspectorActor(DatabaseActor):
 
     # ---- helpers --------------------------------------------------------------------------------
 
-    def _deployed(self) -> _Deployment:
-        current = self._current
-        if current is None:
-            raise NoModel("no model is deployed: import one (POST /api/v1/models) and deploy "
-                          "it, or set [inspector] model")
-        return current
-
     def _frame(self, camera: str | None) -> Frame:
         if camera is None:
             raise Unavailable("no camera named, and [inspector] camera is not set")
@@ -801,65 +693,12 @@ class InspectorActor(DatabaseActor):
             p = self.data_dir / p
         return p
 
-    def _ov_core(self) -> ov.Core:
-        with self._core_lock:
-            if self._core is None:
-                import openvino as ov
+    @handles(Loaded)
+    def _loaded_done(self, msg: Loaded) -> None:
+        msg.finish()
 
-                self._core = ov.Core()
-            return self._core
-
-    def _load(self, path: Path, labels: list[str] | None, device: str | None = None
-              ) -> VisionModel:
-        from drivers.vision.classifier import ModelError, VisionModel
-
-        if not path.is_file():
-            raise ModelRefused(f"no model file at {path}")
-        try:
-            return VisionModel.load(path, labels=labels or None,
-                                    device=device or self.config.device,
-                                    precision=self.config.precision,
-                                    requests=self.config.requests, core=self._ov_core())
-        except ModelError as exc:
-            raise ModelRefused(str(exc)) from exc
-
-    def _in_loader(self, work: Callable[[], Any], then: Callable[[Any], Any], reply: Reply,
-                   cleanup: Callable[[Any], None] | None = None) -> None:
-        """Run `work` on the loader thread, then `then(result)` back on this actor's thread,
-        and answer with what it returns."""
-
-        def run() -> None:
-            try:
-                result, error = work(), None
-            except BaseException as exc:
-                result, error = None, exc
-            try:
-                tell(self.runtime, self.actor_ref, _Loaded(result, error, then, cleanup, reply))
-            except ActorUnavailable:
-                if cleanup is not None and error is None:
-                    cleanup(result)
-                reply(None, ActorUnavailable(f"{self.name} stopped before answering"))
-
-        try:
-            self._loader.submit(run)
-        except RuntimeError:  # shut down: the actor is stopping
-            raise ActorUnavailable(f"{self.name} is stopping") from None
-
-    @handles(_Loaded)
-    def _loaded_done(self, msg: _Loaded) -> None:
-        if msg.error is not None:
-            msg.reply(None, msg.error)
-            return
-        try:
-            answer = msg.then(msg.result)
-        except Exception as exc:
-            if msg.cleanup is not None:
-                msg.cleanup(msg.result)
-            msg.reply(None, exc)
-            return
-        msg.reply(answer, None)
-
-    def _tell_self(self, message: Any) -> None:
+    def tell_self(self, message: Any) -> None:
+        """Tell this actor a message from any thread; dropped once the actor has stopped."""
         try:
             tell(self.runtime, self.actor_ref, message)
         except ActorUnavailable:
@@ -883,214 +722,4 @@ class InspectorActor(DatabaseActor):
                 (self.data_dir / ref).unlink()
 
 
-# ---- workers -----------------------------------------------------------------------------------
-
-
-class _BatchRun(threading.Thread):
-    """One batch job: inspect each file, write the rows in groups, count, stop on cancel."""
-
-    def __init__(self, actor: InspectorActor, job: BatchJobRow, files: list[Path]) -> None:
-        super().__init__(name=f"{actor.name}-batch-{job.id[:8]}", daemon=True)
-        self.actor = actor
-        self.job = job
-        self.files = files
-        self.cancelled = threading.Event()
-        self.waiting: list[Reply] = []  # cancel requests, answered when the run has ended
-
-    def run(self) -> None:
-        actor = self.actor
-        con = actor.database.cursor()
-        done = failed = 0
-        rows: list[Any] = []
-        flushed = time.monotonic()
-        try:
-            for path in self.files:
-                if self.cancelled.is_set():
-                    break
-                t0 = time.perf_counter()
-                try:
-                    data = path.read_bytes()
-                    decoded = decode_image(data)
-                    built = actor._build(decoded.image, source="batch", camera=None,
-                                         station_id=None, part_id=self.job.part_id, t0=t0,
-                                         original=(data, decoded.type.suffix))
-                except (OSError, ImageError, NoModel, Unavailable) as exc:
-                    failed += 1
-                    actor.log.info("batch %s: %s skipped: %s", self.job.id, path.name, exc)
-                else:
-                    rows += built.rows
-                    done += 1
-                if len(rows) >= _BATCH_FLUSH_ROWS or time.monotonic() - flushed >= _BATCH_FLUSH_S:
-                    self._flush(con, rows, done, failed)
-                    rows, flushed = [], time.monotonic()
-            self._flush(con, rows, done, failed)
-            status = "cancelled" if self.cancelled.is_set() else "completed"
-            finish_job(con, self.job.id, status=status, now_us=actor.clock.now_us())
-        except Exception as exc:
-            actor.log.exception("batch job %s failed", self.job.id)
-            with contextlib.suppress(Exception):
-                finish_job(con, self.job.id, status="failed", now_us=actor.clock.now_us(),
-                           error=f"{type(exc).__name__}: {exc}")
-        finally:
-            con.close()
-            actor._tell_self(_JobEnded(self.job.id))
-
-    def _flush(self, con: duckdb.DuckDBPyConnection, rows: list[Any], done: int,
-               failed: int) -> None:
-        actor = self.actor
-        if rows:
-            call(actor.runtime, actor.runtime.directory.get("store"), Write(rows=rows),
-                 timeout=60.0)
-        job_progress(con, self.job.id, done=done, failed=failed)
-        actor.publish(f"{actor.topic}.batch", {"id": self.job.id, "status": "running",
-                                               "total": self.job.total, "done": done,
-                                               "failed": failed})
-
-
-class _TrainingRun(threading.Thread):
-    """Train on the annotated queue images plus the demo's rendered frames; register the
-    result as a new model version (not deployed)."""
-
-    def __init__(self, actor: InspectorActor, request: StartTraining) -> None:
-        super().__init__(name=f"{actor.name}-training", daemon=True)
-        self.actor = actor
-        self.request = request
-        self.stop_requested = threading.Event()
-
-    def run(self) -> None:
-        actor = self.actor
-        started = actor._training_state.started_us
-        con = actor.database.cursor()
-        try:
-            state = self._train(con)
-        except Exception as exc:
-            actor.log.exception("training failed")
-            state = TrainingState(status="failed", model_name=self.request.model_name,
-                                  started_us=started, finished_us=actor.clock.now_us(),
-                                  error=f"{type(exc).__name__}: {exc}")
-        finally:
-            con.close()
-        actor._tell_self(_TrainingEnded(state))
-
-    def _train(self, con: duckdb.DuckDBPyConnection) -> TrainingState:
-        from drivers.vision.trainer import export, train
-        from sim.vision.dataset import make_set
-
-        actor, req = self.actor, self.request
-        assert actor.data_dir is not None
-        images: list[np.ndarray] = []
-        labels: list[str] = []
-        used: list[str] = []
-        for item in labeled_items(con):
-            annotations = json.loads(item.annotations or "[]")
-            try:
-                image = decode_image((actor.data_dir / item.image_ref).read_bytes()).image
-            except (OSError, ImageError):
-                continue  # its image is gone: nothing to learn from
-            if annotations:
-                images.append(image)
-                labels.append(annotations[0]["class_name"])
-                used.append(item.id)
-        if req.demo_per_label:
-            # Rendered at the model's input size: full-size demo frames take 2.4 MB each.
-            demo, demo_labels = make_set(req.demo_per_label, seed=len(used) + 1, size=224)
-            images += list(demo)
-            labels += demo_labels
-        base = TrainingState(status="stopped", model_name=req.model_name,
-                             started_us=actor._training_state.started_us,
-                             images=len(images), annotated=len(used))
-        if self.stop_requested.is_set():
-            return msgspec.structs.replace(base, finished_us=actor.clock.now_us())
-        try:
-            trained = train(images, labels, core=actor._ov_core())
-        except ValueError as exc:  # too few images or labels: the user's to fix
-            return msgspec.structs.replace(base, status="failed", error=str(exc),
-                                           finished_us=actor.clock.now_us())
-        finished = actor.clock.now_us()
-        if self.stop_requested.is_set():  # the fit cannot be interrupted; its result is dropped
-            return msgspec.structs.replace(base, finished_us=finished)
-        slug = re.sub(r"[^a-z0-9_-]+", "-", req.model_name.lower()).strip("-") or "model"
-        path = actor.data_dir / MODELS / f"{slug}-{finished}.xml"
-        export(trained, path)
-        metrics = {"train_accuracy": trained.train_accuracy,
-                   "loo_accuracy": trained.loo_accuracy, "ridge": trained.ridge,
-                   "fit_s": round(trained.fit_s, 3), "images": len(images),
-                   "annotated": len(used), "input_size": trained.backbone.input_size}
-        row = register_model(con, name=req.model_name, path=str(path),
-                             labels=list(trained.labels), kind="ir", source="trained",
-                             metrics=metrics, now_us=finished)
-        mark_trained(con, used)
-        return msgspec.structs.replace(base, status="completed", finished_us=finished,
-                                       metrics=metrics, model_id=row.id)
-
-
 # ---- pieces ----------------------------------------------------------------------------------
-
-
-def _kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".xml":
-        return "ir"
-    if suffix == ".onnx":
-        return "onnx"
-    raise ValueError(f"{path.name}: a model file is OpenVINO IR (.xml) or ONNX (.onnx)")
-
-
-def _database_folder(con: duckdb.DuckDBPyConnection) -> Path | None:
-    """The folder of the database file (the station's data directory); None in memory."""
-    rows = con.execute("SELECT path FROM duckdb_databases() "
-                       "WHERE database_name = current_database()").fetchall()
-    return Path(rows[0][0]).parent if rows and rows[0][0] else None
-
-
-def _loaded_view(key: str, deployment: _Deployment) -> LoadedModel:
-    m = deployment.model
-    return LoadedModel(key=key, path=str(m.path), device=m.device, precision=m.precision,
-                       labels=list(m.labels), input_hw=tuple(m.input_hw),  # type: ignore[arg-type]
-                       load_ms=round(m.load_ms, 3))
-
-
-def _benchmark(deployment: _Deployment, key: str, iterations: int, requests: int
-               ) -> BenchmarkResult:
-    """Blocking predict N times on a synthetic frame, then the same frames through the async
-    queue with every request busy (throughput)."""
-    with deployment.lease() as model:
-        h, w = model.input_hw
-        frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-        for _ in range(min(3, iterations)):
-            model.predict(frame)  # warm-up: first inferences allocate
-        times = []
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            model.predict(frame)
-            times.append((time.perf_counter() - t0) * 1000)
-        cond = threading.Condition()
-        inflight = [0]
-
-        def done(_: Any, __: BaseException | None) -> None:
-            with cond:
-                inflight[0] -= 1
-                cond.notify_all()
-
-        total = max(iterations, 2 * requests)
-        t0 = time.perf_counter()
-        submitted = 0
-        while submitted < total:
-            with cond:
-                inflight[0] += 1
-            if model.submit(frame, done):
-                submitted += 1
-                continue
-            with cond:
-                inflight[0] -= 1
-                cond.wait_for(lambda: inflight[0] < requests, timeout=5.0)
-        model.wait_all()
-        elapsed = time.perf_counter() - t0
-    times.sort()
-    return BenchmarkResult(
-        model_key=key, device=model.device, precision=model.precision, iterations=iterations,
-        ov_mean_ms=round(sum(times) / len(times), 3),
-        ov_p50_ms=round(times[len(times) // 2], 3),
-        ov_p99_ms=round(times[min(len(times) - 1, int(len(times) * 0.99))], 3),
-        throughput_fps=round(total / elapsed, 1), requests=requests)
-

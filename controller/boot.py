@@ -125,12 +125,12 @@ def _effective_config(config: StationConfig, database: duckdb.DuckDBPyConnection
         return config, []
 
 
-def _start_simulators(config: StationConfig) -> list[Any]:
+def _start_simulators(config: StationConfig, data_dir: Path) -> list[Any]:
     if config.sim is None:
         return []
     from sim.demo import start_demo_plc
 
-    return start_demo_plc(config)
+    return start_demo_plc(config, data_dir)
 
 
 def start_station(config: StationConfig, data_dir: Path) -> Station:
@@ -144,7 +144,7 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
     # Seq continues after the journal's last entry, so journal keys never collide.
     bus = Bus(clock, inflight, seq_start=max_journal_seq(database))
     runtime = Runtime(clock=clock, inflight=inflight, bus=bus)
-    simulators = _start_simulators(config)
+    simulators = _start_simulators(config, data_dir)
     sup = config.supervision
     failed = threading.Event()
 
@@ -191,12 +191,11 @@ def start_station(config: StationConfig, data_dir: Path) -> Station:
                                                lambda: secrets.token_bytes(32))
         station.admin_password = call(runtime, runtime.directory.get("auth"), EnsureAdmin(),
                                       timeout=10)
-        if config.sim is not None and config.sim.operator:
-            from sim.demo import start_demo_operator
+        if config.sim is not None:
+            from sim.demo import start_demo_workers
 
-            operator = start_demo_operator(config, runtime, database, simulators)
-            if operator is not None:
-                simulators.append(operator)  # stopped first
+            # The virtual operator and the demo's model trainer: stopped first.
+            simulators += start_demo_workers(config, runtime, database, simulators, data_dir)
     except BaseException:
         station.stop()  # no actor thread may outlive a failed start
         raise

@@ -195,6 +195,9 @@ class SimConfig(_Table):
     operator: bool = False  # a virtual operator who assembles the demo's contactor, now and
     # then making a mistake (needs the hand scanner, the wrench and the PLC simulators)
     operator_pace: Annotated[float, Meta(gt=0, le=10)] = 1.0  # < 1: a faster operator
+    camera: bool = False  # the operator's work rendered into the emulated camera's image
+    # file (the first [[cameras]] with emulation and a file image_path), and a demo model
+    # trained and deployed on the inspector when it has none
 
 
 class StationConfig(_Table):

@@ -8,13 +8,15 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from controller.config import Direction, PlcConfig, Protocol, StationConfig, ValueType
 from drivers.modbus.codec import RegisterSpec, make_spec
 from sim.modbus_plc import ModbusPlcSimulator, Script
 
-__all__ = ["demo_line_codes", "demo_plc_script", "start_demo_operator", "start_demo_plc"]
+__all__ = ["demo_line_codes", "demo_plc_script", "start_demo_operator", "start_demo_plc",
+           "start_demo_workers"]
 
 _REPEAT_EVERY = 7  # every 7th item carries a code read before (a relabelled bottle)
 _DAMAGE_EVERY = 11  # every 11th code is damaged (a wrong check digit)
@@ -62,13 +64,19 @@ def demo_line_codes(start: int) -> Iterator[bytes]:
         yield code
 
 
-def start_demo_plc(config: StationConfig) -> list[Any]:
+def start_demo_plc(config: StationConfig, data_dir: Path) -> list[Any]:
     """Start the simulators (and their scripts); returned in start order, to stop in reverse."""
     started: list[Any] = []
     try:
         _start_plcs(config, started)
         _start_line(config, started)
         _start_cell(config, started)
+        if config.sim is not None and config.sim.camera:
+            from sim.demo_vision import prepare_scene  # cv2 and the renderer only then
+
+            scene = prepare_scene(config, data_dir)  # before the camera opens its image file
+            if scene is not None:
+                started.append(scene)
     except BaseException:
         for thing in reversed(started):
             thing.stop()
@@ -154,13 +162,30 @@ def _start_cell(config: StationConfig, started: list[Any]) -> None:
             started.append(Errands(robot.base_url).start())
 
 
-def start_demo_operator(config: StationConfig, runtime: Any, database: Any,
-                        simulators: list[Any]) -> Any | None:
-    """The virtual operator, once the station runs: installs the demo's assembly (once) and
-    starts assembling it with the hand scanner and the nutrunner simulators."""
+def start_demo_workers(config: StationConfig, runtime: Any, database: Any,
+                       simulators: list[Any], data_dir: Path) -> list[Any]:
+    """Once the station runs: the demo's model trainer (when the camera is simulated) and the
+    virtual operator."""
+    workers: list[Any] = []
     sim_config = config.sim
-    if sim_config is None or not sim_config.operator or not config.coaching.enabled:
-        return None
+    scene = None
+    if sim_config is not None and sim_config.camera:
+        from sim.demo_vision import DemoModel, SceneWriter
+
+        scene = next((s for s in simulators if isinstance(s, SceneWriter)), None)
+        if scene is not None and config.inspector.enabled:
+            workers.append(DemoModel(runtime, data_dir).start())
+    if sim_config is not None and sim_config.operator and config.coaching.enabled:
+        workers.append(start_demo_operator(config, runtime, database, simulators, scene))
+    return workers
+
+
+def start_demo_operator(config: StationConfig, runtime: Any, database: Any,
+                        simulators: list[Any], scene: Any | None = None) -> Any:
+    """The virtual operator: installs the demo's assembly (once) and starts assembling it with
+    the hand scanner and the nutrunner simulators, in front of the camera when there is one."""
+    sim_config = config.sim
+    assert sim_config is not None
     from sim.assemblies import install_demo
     from sim.openprotocol_controller import OpenProtocolControllerSim
     from sim.operator import VirtualOperator
@@ -176,5 +201,5 @@ def start_demo_operator(config: StationConfig, runtime: Any, database: Any,
         assembly_id = install_demo(cursor, runtime.clock.now_us())
     finally:
         cursor.close()
-    return VirtualOperator(runtime, assembly_id, hand_scanner=hand, wrench=wrench,
+    return VirtualOperator(runtime, assembly_id, hand_scanner=hand, wrench=wrench, scene=scene,
                            pace=sim_config.operator_pace, seed=int(time.time())).start()

@@ -4,9 +4,11 @@ now and then making a mistake, so `takt run` shows coaching live.
 It works the station as a person would: it scans with the hand scanner simulator, tightens
 with the nutrunner simulator (the controller judges the result), and confirms and types on the
 HMI (commands to the sequencer). The PLC simulator's own program closes the clamp now and then.
-What the camera would see is published as the camera's model and OCR would publish it
-(`vision.demo.prediction`, `vision.demo.ocr`): there is no camera in the demo yet, so this is
-the camera's stand-in, saying what a model would report of the operator's work.
+With a camera (`[sim] camera`), the operator's work is what the emulated camera sees: each
+move renders the fixture board into the camera's image file (sim/demo_vision.py), and the
+station's inspector recognises it and reads the label. Without one, what the camera would see
+is published as the camera's model and OCR would publish it (`vision.demo.prediction`,
+`vision.demo.ocr`): a stand-in saying what a model would report of the operator's work.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ class VirtualOperator:
     """Runs on a daemon thread from start() to stop(); `pace` scales every pause."""
 
     def __init__(self, runtime: Runtime, assembly_id: int, *, hand_scanner: Any,
-                 wrench: Any | None, pace: float = 1.0, mistakes: float = 0.1,
-                 seed: int | None = None) -> None:
+                 wrench: Any | None, scene: Any | None = None, pace: float = 1.0,
+                 mistakes: float = 0.1, seed: int | None = None) -> None:
         self.runtime = runtime
+        self.scene = scene  # sim.demo_vision.SceneWriter: what the camera sees
         self.assembly_id = assembly_id
         self.hand = hand_scanner
         self.wrench = wrench
@@ -91,6 +94,7 @@ class VirtualOperator:
             if self._wait(4.0):
                 return
             serial = next(self._serials)
+            self._show("empty_rail")
             self._ask(StartCoaching(assembly_id=self.assembly_id, operator_id=None,
                                     work_order=f"WO-{serial // 100}",
                                     part_serial=f"CT-{serial:06d}"))
@@ -123,6 +127,17 @@ class VirtualOperator:
                 self.hand.emit(b"CT-000000")  # the contactor of the next bin
                 self._wait(2.0)
             self.hand.emit(code.encode())
+            if self.scene is not None and self.scene.state == "empty_rail":
+                self._show("contactor", serial)  # picked and scanned, now in the picking zone
+        elif kind == "MlLabel" and self.scene is not None:
+            if self._mistake():  # the screws, or the contactor, not quite right at first
+                self._show("missing_screw" if c["label"] == "screws_tight" else "misplaced",
+                           serial)
+                self._wait(3.0)
+            self._show(c["label"], serial)
+            self._wait(2.0)  # the camera and the model see it within a few frames
+        elif kind in ("OcrCapture", "OcrCheck", "OcrVerify") and self.scene is not None:
+            self._wait(2.0)  # the label is in view; the station reads it
         elif kind == "MlLabel":
             for _ in range(int(c["frames"]) + 1):
                 wrong = self._mistake()
@@ -148,6 +163,10 @@ class VirtualOperator:
             self._wait(self.random.uniform(2.0, 4.0))
             self._ask(ConfirmStep(by="virtual operator"))
         # InputSignal: the PLC's program closes the clamp; OutputSignal and Dwell finish alone.
+
+    def _show(self, state: str, serial: str | None = None) -> None:
+        if self.scene is not None:
+            self.scene.show(state, serial)
 
     def _publish(self, what: str, data: dict[str, Any]) -> None:
         self.runtime.bus.publish(f"vision.demo.{what}", data, source="camera:demo")

@@ -7,9 +7,10 @@ from collections.abc import Iterator, Sequence
 import cv2
 import numpy as np
 
-from sim.vision.board import DEFAULT_AUGMENT, LABELS, SIZE, Augment, Scene, render
+from sim.vision.board import LABELS, SIZE, Scene, render
+from sim.vision.camera import DEFAULT_AUGMENT, Augment
 
-__all__ = ["DEFAULT_AUGMENT", "iter_set", "make_set", "random_serial"]
+__all__ = ["iter_set", "make_set", "random_serial"]
 
 # The printed texts vary across a set so that a model learns the assembly, not one label.
 _RATINGS = ("9A", "12A", "18A", "25A", "32A", "40A")

@@ -16,17 +16,16 @@ from hypothesis import strategies as st
 
 from sim.vision.board import (
     BODY_SIZE,
-    DEFAULT_AUGMENT,
     HOME,
     LABELS,
     SIZE,
     TERMINALS,
-    Augment,
     Scene,
     contactor_box,
     render,
     write_frame,
 )
+from sim.vision.camera import DEFAULT_AUGMENT, Augment
 from sim.vision.dataset import iter_set, make_set, random_serial
 
 NO_CHANGE = Augment(brightness=0, gradient=0, contrast=0, hue_deg=0, saturation=0,

@@ -58,6 +58,13 @@ class Proc:
 DEMO_PORTS = (8080, 5020, 5021, 4840, 4841, 5023, 5024, 9101, 4545, 8765)
 
 
+# The demo without its camera world: no emulated camera, no model trained at start (the tests
+# that leave it out prove other things and should not pay for it).
+NO_CAMERA = {r"camera = true": "camera = false",
+             r"emulation = true": "emulation = true\nenabled = false",
+             r"active = true": "active = false"}
+
+
 def demo_config(tmp: Path, replace: dict[str, str] | None = None) -> tuple[Path, dict[int, int]]:
     """The embedded demo config with every port moved to a free one (the demo's own port ->
     the one this run uses) and `replace` (a regex of a whole line -> its new text) applied."""

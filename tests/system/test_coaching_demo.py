@@ -1,7 +1,8 @@
 """Coaching on the demo station as `takt run` serves it: an HMI starts a session over
 /ws/coaching and follows the virtual operator through the whole Contactor Installation on the
-demo's simulated devices (hand scanner, nutrunner, PLC); the record, its step records, the QA
-report; and a station killed mid-step that resumes the record at the same step."""
+demo's simulated devices (hand scanner, nutrunner, PLC, and the pylon camera emulator whose
+frames the station's model and OCR read); the record, its step records, the QA report; and a
+station killed mid-step that resumes the record at the same step."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import trio
 from trio_websocket import open_websocket_url
 
 from sim.assemblies import DEMO_CONTACTOR
-from tests.system.procs import demo_config, start_takt
+from tests.system.procs import NO_CAMERA, demo_config, start_takt
 
 STEPS = len(DEMO_CONTACTOR.steps)
-# A quick operator and a line that leaves the coaching alone.
+# A quick operator and a line that leaves the coaching alone; the ML and OCR steps are done
+# in front of the emulated camera, seen by the model the demo trains at its first start.
 FAST = {r"operator = true": "operator = true\noperator_pace = 0.1",
         r"robot = true": "robot = false"}
 
@@ -97,6 +99,14 @@ def test_an_hmi_follows_a_whole_assembly_coached_on_the_demo_devices(tmp_path: P
         assert all(s["ended_us"] and s["cycle_s"] is not None for s in steps)
         tightened = json.loads(steps[5]["evidence"])
         assert len([x for x in tightened if x.isdigit()]) >= 4  # stored tightening ids
+        # The ML step saw the camera's frames through the model; the OCR steps read the label
+        # the camera saw: the rating, the coil voltage, and the serial scanned at step 0.
+        placed = json.loads(steps[1]["evidence"])
+        assert placed and all(e.startswith("bench:") for e in placed), placed
+        serial = json.loads(steps[0]["evidence"])[-1]
+        assert json.loads(steps[2]["evidence"]) == ["32A"]
+        assert json.loads(steps[3]["evidence"]) == ["24V DC"]
+        assert json.loads(steps[9]["evidence"]) == [serial]
         assert record["released"] == (record["outcome"] == "ok")
         # Every coached step is a step event of machine 1, the station (seed 004).
         days = http.get("/api/v1/step_events", params={"machine_ids": "1"}).json()["data"]
@@ -111,7 +121,7 @@ def test_an_hmi_follows_a_whole_assembly_coached_on_the_demo_devices(tmp_path: P
 
 
 def test_a_station_killed_mid_step_resumes_the_record_at_the_same_step(tmp_path: Path) -> None:
-    config, ports = demo_config(tmp_path, FAST)
+    config, ports = demo_config(tmp_path, FAST | NO_CAMERA)
     data = tmp_path / "data"
     takt = start_takt(config, data, ports[8080])
     http = _client(ports[8080], data)

@@ -17,7 +17,15 @@ import trio
 from trio_websocket import open_websocket_url
 
 from drivers.modbus.transport import ModbusTcpTransport
-from tests.system.procs import TAKT, Proc, demo_config, free_port, start_sim, start_takt
+from tests.system.procs import (
+    NO_CAMERA,
+    TAKT,
+    Proc,
+    demo_config,
+    free_port,
+    start_sim,
+    start_takt,
+)
 
 STATION = """
 [station]
@@ -138,7 +146,7 @@ def test_help_explains_the_commands() -> None:
         assert words in r.stdout
 
 
-LEAN = {r"robot = true": "robot = false", r"operator = true": "operator = false"}
+LEAN = {r"robot = true": "robot = false", r"operator = true": "operator = false", **NO_CAMERA}
 
 
 def test_ctrl_c_during_start_up_still_stops_everything(tmp_path: Path) -> None:
