@@ -27,6 +27,7 @@ __all__ = ["DemoModel", "SceneWriter", "prepare_scene"]
 log = logging.getLogger(__name__)
 
 _PER_LABEL = 30  # rendered frames per label for the demo's model
+_AFTER_START_S = 3.0  # rendering and fitting hold a core and the GIL: not during the start
 MODEL_NAME = "demo-contactor"
 
 
@@ -95,6 +96,8 @@ class DemoModel:
         return call(self.runtime, self.runtime.directory.get("inspector"), message, timeout=60)
 
     def _run(self) -> None:
+        if self._stop.wait(_AFTER_START_S):
+            return
         try:
             models = call(self.runtime, self.runtime.directory.get("query:0"),
                           ListVisionModels(), timeout=60)
