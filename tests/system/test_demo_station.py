@@ -214,3 +214,27 @@ def test_the_robot_runs_errands_and_its_alerts_reach_takt_by_webhook(demo: Demo)
     moved = eventually(lambda: (s := demo.get("/api/v1/robots/runner")["status"])
                        and s["goal_outcomes"].get("arrived", 0) >= 1 and s, timeout=30.0)
     assert moved["telemetry_copied"] > 0
+
+
+def test_the_camera_sees_the_fixture_and_the_trained_model_inspects_it(demo: Demo) -> None:
+    """The emulated Basler serves what the virtual operator does; the model the demo trained
+    at its first start is deployed and inspects the camera's newest frame."""
+    import cv2
+    import numpy as np
+
+    cameras = eventually(lambda: [c for c in demo.get("/api/v1/cameras") if c["state"] == "UP"])
+    assert cameras[0]["name"] == "bench" and cameras[0]["status"]["model"] == "Emulation"
+    assert demo.get("/api/v1/cameras/device-user-names") == ["RAP_CAM_01"]
+    r = demo.http.get("/api/v1/camera/capture")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    frame = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+    assert frame.shape == (896, 896, 3)
+    models = eventually(lambda: [m for m in demo.get("/api/v1/models") if m["active"]],
+                        timeout=90.0)
+    assert "scratch" in models[0]["labels"]
+    r = demo.http.post("/api/v1/inspect/camera", params={"camera": "bench", "part_id": "P-1"})
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["decision"] in ("pass", "fail", "uncertain") and result["label"]
+    stored = demo.get(f"/api/v1/inspect/{result['id']}")
+    assert (stored["decision"], stored["part_id"]) == (result["decision"], "P-1")
