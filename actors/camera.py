@@ -86,14 +86,14 @@ SourceFactory = Callable[..., FrameSource]
 def open_source(config: CameraConfig, *, on_frame: FrameCallback, on_lost: LostCallback,
                 now_us: Callable[[], int]) -> FrameSource:
     """The source a camera config names (not opened yet)."""
-    if config.source is CameraSource.PYLON:
+    if config.source == CameraSource.PYLON:
         from drivers.pylon.camera import PylonCamera, PylonTarget  # pypylon only where used
 
         target = PylonTarget(device_user_name=config.device_user_name, serial=config.serial,
                              emulation=config.emulation, image_path=config.image_path)
         return PylonCamera(target, on_frame=on_frame, on_lost=on_lost, now_us=now_us,
                            name=config.name)
-    if config.source is CameraSource.FOLDER:
+    if config.source == CameraSource.FOLDER:
         assert config.image_path is not None  # the config rules make sure
         return FolderSource(config.image_path, config.frame_rate, on_frame=on_frame,
                             on_lost=on_lost, now_us=now_us, name=config.name)
@@ -254,7 +254,7 @@ class CameraActor(TaktActor):
                                now_us=self.clock.now_us)
         try:
             self.identity = source.open()
-            if self.config.source is CameraSource.PYLON:
+            if self.config.source == CameraSource.PYLON:
                 applied = source.configure(pylon_settings(self.config))
                 self.settings = msgspec.to_builtins(applied)
             else:
@@ -415,7 +415,7 @@ class CameraActor(TaktActor):
     @handles(GetCameraSettings)
     def _get_settings(self, _: GetCameraSettings) -> CameraSettingsView:
         source = self._live()
-        if self.config.source is CameraSource.PYLON:
+        if self.config.source == CameraSource.PYLON:
             current = source.read_settings()
             self.settings = msgspec.to_builtins(current)
             ranges = {k: describe(v)
@@ -439,7 +439,7 @@ class CameraActor(TaktActor):
 
     def _apply(self, changes: dict[str, Any]) -> CameraSettingsView:
         source = self._live()
-        if self.config.source is CameraSource.PYLON:
+        if self.config.source == CameraSource.PYLON:
             wanted = settings_from_mapping(changes)  # SettingsError: not even a setting
             try:
                 self.settings = msgspec.to_builtins(source.apply(wanted))
@@ -478,7 +478,7 @@ class CameraActor(TaktActor):
 
     def _pylon_call(self, what: str, method: str) -> Any:
         source = self._live()
-        if self.config.source is not CameraSource.PYLON:
+        if self.config.source != CameraSource.PYLON:
             raise NotSupportedByCamera(f"{what} is not supported by a {self.config.source} "
                                        f"camera")
         from drivers.pylon.camera import NotSupported

@@ -332,7 +332,7 @@ async def put_max_exposures(data: MaxExposureAll) -> object:
     async with _lock():
         station = await _station()
         targets = [c for c in station.config.cameras
-                   if c.enabled and c.source is CameraSource.PYLON]
+                   if c.enabled and c.source == CameraSource.PYLON]
         for c in targets:
             if facade().runtime.health.state(f"camera:{c.name}").value != "UP":
                 raise _down(c)

@@ -151,7 +151,7 @@ def active_camera(cameras: Sequence[CameraConfig]) -> CameraConfig | None:
 @table_rule(CameraConfig, "source", "device_user_name", "serial", "emulation", "image_path",
             "capture_device")
 def _source(key: str, c: CameraConfig) -> Problems:
-    if c.source is CameraSource.PYLON:
+    if c.source == CameraSource.PYLON:
         if not c.emulation and c.device_user_name is None and c.serial is None:
             yield (join_key(key, "device_user_name"),
                    "give device_user_name (the camera's DeviceUserID) or serial")
@@ -160,12 +160,12 @@ def _source(key: str, c: CameraConfig) -> Problems:
                    "the pylon emulator's serials are 0815-0000, 0815-0001, ...")
     elif c.emulation:
         yield join_key(key, "emulation"), "the pylon emulator is for source = 'pylon' only"
-    if c.source is CameraSource.FOLDER and c.image_path is None:
+    if c.source == CameraSource.FOLDER and c.image_path is None:
         yield join_key(key, "image_path"), "a folder camera needs image_path (its folder)"
-    if c.source is CameraSource.OPENCV and c.capture_device is None:
+    if c.source == CameraSource.OPENCV and c.capture_device is None:
         yield (join_key(key, "capture_device"),
                "an OpenCV camera needs capture_device (a device index, URL or video file)")
-    if c.source is not CameraSource.OPENCV and c.capture_device is not None:
+    if c.source != CameraSource.OPENCV and c.capture_device is not None:
         yield join_key(key, "capture_device"), "only an OpenCV camera (source = 'opencv') has one"
 
 
@@ -208,7 +208,7 @@ def _one_active(items: Sequence[tuple[str, CameraConfig]]) -> Problems:
 
 @array_rule(CameraConfig, "source", "device_user_name", "serial", "emulation")
 def _unique_devices(items: Sequence[tuple[str, CameraConfig]]) -> Problems:
-    pylon = [(k, c) for k, c in items if c.source is CameraSource.PYLON]
+    pylon = [(k, c) for k, c in items if c.source == CameraSource.PYLON]
     for field in ("device_user_name", "serial"):
         first: dict[str, str] = {}
         for k, c in pylon:

@@ -34,7 +34,7 @@ MODEL_NAME = "demo-contactor"
 def scene_path(config: StationConfig, data_dir: Path) -> Path | None:
     """The image file the demo's emulated camera serves, if the station has one."""
     for camera in config.cameras:
-        if (camera.enabled and camera.source is CameraSource.PYLON and camera.emulation
+        if (camera.enabled and camera.source == CameraSource.PYLON and camera.emulation
                 and camera.image_path and Path(camera.image_path).suffix):
             path = Path(camera.image_path)
             return path if path.is_absolute() else data_dir / path

@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,9 @@ class VisionModel:
         self._predict_lock = threading.Lock()  # the one request predict() uses
         self._request = compiled.create_infer_request()
         self._queue = ov.AsyncInferQueue(compiled, requests)
-        self._queue.set_callback(self._finished)
+        # Held weakly: a queue whose callback holds its owner is a cycle, and the collector
+        # could then free the queue on one of its own worker threads (see _bury).
+        self._queue.set_callback(_callback(weakref.ref(self)))
         self._closed = False
         self._submitted = self._dropped = self._completed = self._failed = 0
 
@@ -177,6 +180,11 @@ class VisionModel:
         """Start classifying a frame; `done(scores, None)` or `done(None, error)` follows on an
         OpenVINO thread. False, and nothing runs, when every request is busy: the caller
         drops the frame and sends a newer one later."""
+        with self._lock:
+            self._check_open()
+            if not self._queue.is_ready():  # before the resize: a dropped frame costs nothing
+                self._dropped += 1
+                return False
         frame = fit_frame(image, self.input_hw)[None]
         with self._lock:
             self._check_open()
@@ -204,6 +212,7 @@ class VisionModel:
                 return
             self._closed = True
         self._queue.wait_all()
+        _bury((self._queue, self._request, self._compiled))
         del self._queue, self._request, self._compiled
 
     @property
@@ -394,3 +403,30 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__
+
+
+def _callback(owner: weakref.ref[VisionModel]) -> Callable[[ov.InferRequest, object], None]:
+    def finished(request: ov.InferRequest, userdata: object) -> None:
+        model = owner()
+        if model is not None:
+            model._finished(request, userdata)  # type: ignore[arg-type]
+    return finished
+
+
+# OpenVINO 2026.4 aborts the process ("Resource deadlock avoided") when an AsyncInferQueue is
+# destroyed on one of its own worker threads: wait_all() returns while a worker still holds the
+# queue for the callback it just ran, so dropping our last reference right after it can leave
+# the destruction to that worker. A closed model's queue lingers here and is destroyed later on
+# a thread of ours (the next close, or the interpreter's exit).
+_LINGER_S = 1.0
+_buried: list[tuple[float, object]] = []
+_buried_lock = threading.Lock()
+
+
+def _bury(parts: object) -> None:
+    now = time.monotonic()
+    with _buried_lock:
+        ripe = [p for t, p in _buried if now - t > _LINGER_S]
+        _buried[:] = [(t, p) for t, p in _buried if now - t <= _LINGER_S]
+        _buried.append((now, parts))
+    del ripe  # destroyed here, on the caller's thread

@@ -275,3 +275,18 @@ def test_a_closed_model_says_so(tmp_path: Path) -> None:
         vm.predict(frame(8, 8))
     with pytest.raises(ModelError, match="model closed"):
         vm.submit(frame(8, 8), lambda s, e: None)
+
+
+def test_closing_right_after_async_results_keeps_the_process(tmp_path: Path) -> None:
+    """A hot swap closes the old model right after its last result: OpenVINO aborts the whole
+    process if its async queue is destroyed on one of its own threads (seen under load)."""
+    path = takt_colour_model(tmp_path)
+    results: list[ClassScores | None] = []
+    for _ in range(8):
+        vm = VisionModel.load(path, requests=2)
+        sent = 0
+        while sent < 20:
+            sent += vm.submit(frame(64, 64, (200, 0, 0)), lambda s, e: results.append(s))
+        vm.wait_all()
+        vm.close()
+    assert len(results) == 8 * 20 and all(s is not None and s.label == "red" for s in results)
