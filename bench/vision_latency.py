@@ -73,7 +73,7 @@ FPS = 30.0
 CAMERA = "bench"
 TOPIC = f"vision.{CAMERA}.prediction"
 FRAMES = 8
-REQUESTS = 2  # InspectorConfig's default: frames in flight at once in continuous mode
+REQUESTS = InspectorConfig().requests  # the default: frames in flight at once
 
 
 class PredictionWatch(TaktActor):
