@@ -6,6 +6,7 @@ a u8 NHWC RGB input is put in front of them and their outputs become probabiliti
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
@@ -421,6 +422,13 @@ def _callback(owner: weakref.ref[VisionModel]) -> Callable[[ov.InferRequest, obj
 _LINGER_S = 1.0
 _buried: list[tuple[float, object]] = []
 _buried_lock = threading.Lock()
+
+
+@atexit.register
+def _empty_grave() -> None:
+    """Before the interpreter takes OpenVINO's module down (which would report them leaked)."""
+    with _buried_lock:
+        _buried.clear()
 
 
 def _bury(parts: object) -> None:
