@@ -26,7 +26,7 @@ __all__ = ["DemoModel", "SceneWriter", "prepare_scene"]
 
 log = logging.getLogger(__name__)
 
-_PER_LABEL = 30  # rendered frames per label for the demo's model
+_PER_LABEL = 50  # rendered frames per label for the demo's model (see docs/vision-models.md)
 _AFTER_START_S = 3.0  # rendering and fitting hold a core and the GIL: not during the start
 MODEL_NAME = "demo-contactor"
 

@@ -2,8 +2,9 @@
 
 No learned weights: oriented Gabor filters, blob (difference of Gaussians) and colour filters
 are generated in numpy and run over the frame at several octaves, rectified in both
-polarities and pooled (mean and max) over a coarse grid and the whole frame. Training and
-inference run this same graph, so a head is fitted on exactly the features it later sees.
+polarities and pooled (mean and max) over a coarse grid, over overlapping part-sized windows
+and over the whole frame. Training and inference run this same graph, so a head is fitted on
+exactly the features it later sees.
 """
 
 from __future__ import annotations
@@ -32,17 +33,24 @@ class Backbone:
     stride: int = 2  # of the full-resolution octave; the smaller ones filter every pixel
     octaves: int = 3  # the bank also runs on the frame halved, quartered...: larger details
     grid: int = 4  # cells per side, each pooled (mean and max) into the feature vector
+    # Windows per side, also pooled. With w of them, each spans (w + 1) / 2w of the frame and
+    # they step by 1 / 2w, so anything up to half the frame lies whole inside one of them: a
+    # part's details (its four terminals, say) are pooled together however the grid cuts it,
+    # which a linear head needs to tell "some screws missing" from "all" or "none". 0: none.
+    windows: int = 4
 
     def __post_init__(self) -> None:
         if self.kernel % 2 == 0 or self.kernel < 3:
             raise ValueError("kernel must be odd and at least 3")
         if self.octaves < 1 or self.stride < 1 or self.grid < 1:
             raise ValueError("octaves, stride and grid must be at least 1")
+        if self.windows < 0:
+            raise ValueError("windows must not be negative")
         smallest = min(self.map_sizes)
-        if smallest < self.grid:
-            raise ValueError(f"the smallest feature map ({smallest} px) is smaller than the "
-                             f"{self.grid} x {self.grid} grid: use a larger input or fewer "
-                             "octaves")
+        if smallest < max(self.grid, 2 * self.windows):
+            raise ValueError(f"the smallest feature map ({smallest} px) is too small for a "
+                             f"{self.grid} x {self.grid} grid and {self.windows} windows per "
+                             "side: use a larger input or fewer octaves")
 
     @property
     def map_sizes(self) -> tuple[int, ...]:
@@ -58,15 +66,17 @@ class Backbone:
 
     @property
     def feature_size(self) -> int:
-        """Length of the feature vector: every cell's channels, then the whole frame's."""
-        return self.channels * (self.grid * self.grid + 1)
+        """Length of the feature vector: every cell's channels, the whole frame's, then every
+        window's."""
+        return self.channels * (self.grid * self.grid + 1 + self.windows * self.windows)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Backbone:
-        return cls(**json.loads(text))
+        # Models trained before the windows existed have none.
+        return cls(**{"windows": 0, **json.loads(text)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +84,7 @@ class BackboneGraph:
     """The backbone's outputs inside a graph under construction."""
 
     cells: ov.Output  # f32 [N, channels, grid, grid]
-    features: ov.Output  # f32 [N, feature_size]: the cells flattened, then the whole frame
+    features: ov.Output  # f32 [N, feature_size]: the cells flattened, the whole frame, windows
 
 
 @lru_cache(maxsize=8)
@@ -120,7 +130,9 @@ def build_backbone(pixels: ov.Output, spec: Backbone) -> BackboneGraph:
     # Each frame to zero mean and unit variance: lighting and contrast drop out up front.
     x = ops.mvn(pixels, ops.constant(np.array([1, 2, 3], np.int64)), True, 1e-4, "inside_sqrt")
     grid = ops.constant(np.array([spec.grid, spec.grid], np.int64))
+    fine = ops.constant(np.array([2 * spec.windows] * 2, np.int64))
     pooled: list[ov.Output] = []  # per octave: mean, max
+    windows: list[ov.Output] = []  # per octave: mean, max
     for octave in range(spec.octaves):
         src, stride = x, spec.stride
         if octave:
@@ -137,12 +149,23 @@ def build_backbone(pixels: ov.Output, spec: Backbone) -> BackboneGraph:
         pooled.append(ops.adaptive_avg_pool(rect, grid).output(0))
         # i32 indices: the CPU plugin refuses i64 ones
         pooled.append(ops.adaptive_max_pool(rect, grid, "i32").output(0))
+        if spec.windows:
+            # Windows of w + 1 fine cells at steps of one, from a grid of 2w fine cells.
+            span = [spec.windows + 1] * 2
+            fine_mean = ops.adaptive_avg_pool(rect, fine).output(0)
+            fine_max = ops.adaptive_max_pool(rect, fine, "i32").output(0)
+            windows.append(ops1.avg_pool(fine_mean, [1, 1], [0, 0], [0, 0], span,
+                                         exclude_pad=True).output(0))
+            windows.append(ops1.max_pool(fine_max, [1, 1], [0, 0], [0, 0], span).output(0))
     cells = ops.concat(pooled, axis=1, name="takt_cells")
     axes = ops.constant(np.array([2, 3], np.int64))
     whole = ops.concat([ops.reduce_mean(p, axes) if i % 2 == 0 else ops.reduce_max(p, axes)
                         for i, p in enumerate(pooled)], axis=1)
-    flat = ops.reshape(cells, ops.constant(np.array([0, -1], np.int64)), special_zero=True)
-    features = ops.concat([flat, whole], axis=1, name="takt_features")
+    flatten = ops.constant(np.array([0, -1], np.int64))
+    parts = [ops.reshape(cells, flatten, special_zero=True), whole]
+    if windows:
+        parts.append(ops.reshape(ops.concat(windows, axis=1), flatten, special_zero=True))
+    features = ops.concat(parts, axis=1, name="takt_features")
     return BackboneGraph(cells=cells.output(0), features=features.output(0))
 
 

@@ -19,7 +19,7 @@ import openvino as ov
 import openvino.opset16 as ops
 
 from drivers.vision.backbone import Backbone, build_backbone
-from drivers.vision.classifier import VisionModel, fit_frame, save_model
+from drivers.vision.classifier import ClassScores, VisionModel, fit_frame, save_model
 from drivers.vision.model_format import EVIDENCE, PROBABILITIES, rgb_u8_input, write_info
 
 __all__ = ["Evaluation", "TrainedModel", "evaluate", "export", "features", "train"]
@@ -45,6 +45,8 @@ class Evaluation:
     accuracy: float
     labels: tuple[str, ...]
     confusion: np.ndarray  # [true, predicted] counts in `labels` order
+    # Every frame's scores, in order: a closer look (confidences, boxes) needs no second pass.
+    predictions: tuple[ClassScores, ...] = ()
 
     def report(self) -> str:
         """The confusion matrix as text, for a test failure or a log."""
@@ -106,10 +108,13 @@ def evaluate(model: VisionModel, images: Sequence[np.ndarray] | np.ndarray,
         raise ValueError(f"labels the model does not know: {unknown}")
     index = {name: i for i, name in enumerate(model.labels)}
     confusion = np.zeros((len(model.labels),) * 2, np.int64)
+    predictions = []
     for image, label in zip(images, labels, strict=True):
-        confusion[index[label], index[model.predict(image).label]] += 1
+        scores = model.predict(image)
+        confusion[index[label], index[scores.label]] += 1
+        predictions.append(scores)
     return Evaluation(accuracy=float(np.trace(confusion) / confusion.sum()),
-                      labels=model.labels, confusion=confusion)
+                      labels=model.labels, confusion=confusion, predictions=tuple(predictions))
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ _INK = (28, 28, 32)
 # Misplacement that no placement jitter can reach (Augment caps jitter at half the least).
 _MISPLACED_SHIFT = (2 * MAX_JITTER_PX, 165.0)
 _MISPLACED_TILT = (2 * MAX_JITTER_DEG, 20.0)
+_SHADOW = (8, 11)  # the part's shadow falls this far right and down, in pixels
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +106,13 @@ def render(scene: Scene, rng: np.random.Generator | None = None,
         rng = np.random.default_rng(0)
     draw = augment.sample(rng) if augment is not None and rng is not None else None
     details = _details(scene, rng, draw)
-    board = _board().copy()
+    # The canonical view stays in uint8: only the part's own box is blended in float. The
+    # camera model works in float32 on the whole frame.
+    board = _board().copy() if draw is None else _board().astype(np.float32)
     if details.pose is not None:
         _place_contactor(board, _contactor_patch(scene, details), details.pose)
     if draw is None or rng is None:
-        return cv2.add(board, (0.0, 0.0, 0.0, 0.0), dtype=cv2.CV_8U)
+        return board
     return camera_view(board, draw, rng, background=_TABLE)
 
 
@@ -168,12 +171,15 @@ def _details(scene: Scene, rng: np.random.Generator | None, draw: AugmentDraw | 
     if state == "scratch":
         ends = scene.scratch
         if ends is None and rng is None:
-            ends = ((0.12, 0.30), (0.88, 0.62))
+            ends = ((0.1, 0.28), (0.9, 0.7))
         elif ends is None and rng is not None:
-            # Diagonal, from one side of the face to the other: across the printed lines.
-            x0, y0, x1 = rng.uniform((0.06, 0.25, 0.8), (0.2, 0.75, 0.94))
-            drop = float(rng.uniform(0.15, 0.45)) * (1 if y0 < 0.5 else -1)
-            ends = ((float(x0), float(y0)), (float(x1), float(y0) + drop))
+            # Steeply across the printed middle of the face, falling or rising, from one side to
+            # the other; it stays clear of the terminal blocks (above 0.19 and below 0.81), so
+            # that it never passes for a screw slot or hides one.
+            x0, y0, x1, drop = rng.uniform((0.05, 0.22, 0.85, 0.3), (0.15, 0.3, 0.95, 0.48))
+            if rng.random() < 0.5:
+                y0, drop = 1.0 - y0, -drop
+            ends = ((float(x0), float(y0)), (float(x1), float(y0 + drop)))
         assert ends is not None
         scratch = _scratch_line(ends, rng)
     return _Details(pose, screws, slots, scratch)
@@ -241,7 +247,8 @@ def _board() -> np.ndarray:
         cv2.circle(img, (cx, cy), 5, (70, 72, 78), -1, cv2.LINE_AA)
     _pick_zone(img)
     _rail(img)
-    return img.astype(np.float32)
+    img.flags.writeable = False  # cached: every render starts from a copy
+    return img
 
 
 def _pick_zone(img: np.ndarray) -> None:
@@ -300,9 +307,11 @@ def _contactor_patch(scene: Scene, details: _Details) -> tuple[np.ndarray, np.nd
     if details.scratch is not None:
         pts = np.array(details.scratch, np.float64)
         poly = np.round(pts * 16).astype(np.int32).reshape(-1, 1, 2)
-        # A gouge: dark torn edges around a bright scraped core.
-        cv2.polylines(img, [poly], False, (96, 96, 102), 14, cv2.LINE_AA, shift=4)
-        cv2.polylines(img, [poly], False, (246, 246, 246), 5, cv2.LINE_AA, shift=4)
+        # A gouge: dark torn edges around a bright scraped core, 26 px wide. Several times as
+        # wide and long as a screw slot or a printed stroke, so a camera (and a model looking at
+        # a 224 px frame, where it is still 6 px wide) sees a thing of its own.
+        cv2.polylines(img, [poly], False, (96, 96, 102), 26, cv2.LINE_AA, shift=4)
+        cv2.polylines(img, [poly], False, (246, 246, 246), 12, cv2.LINE_AA, shift=4)
     alpha = np.zeros((h, w), np.uint8)
     _rounded_rect(alpha, (0, 0, w - 1, h - 1), 14, 255)
     return img.astype(np.float32), alpha.astype(np.float32) / 255.0
@@ -365,17 +374,21 @@ def _place_contactor(board: np.ndarray, patch: tuple[np.ndarray, np.ndarray],
     matrix = _patch_matrix(pose)
     matrix[:, 2] -= (x1, y1)
     size = (x2 - x1, y2 - y1)
-    part = cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_LINEAR)
-    cover = cv2.warpAffine(alpha, matrix, size, flags=cv2.INTER_LINEAR)
-    shadow_m = matrix.copy()
-    shadow_m[:, 2] += (8, 11)
-    shadow = cv2.warpAffine(alpha, shadow_m, size, flags=cv2.INTER_LINEAR)
+    # Colour and coverage in one warp; the shadow is the coverage moved by whole pixels.
+    warped = cv2.warpAffine(cv2.merge((rgb, alpha)), matrix, size, flags=cv2.INTER_LINEAR)
+    part, cover = warped[..., :3], np.ascontiguousarray(warped[..., 3])
+    dx, dy = _SHADOW
+    shadow = np.zeros_like(cover)
+    if size[0] > dx and size[1] > dy:
+        shadow[dy:, dx:] = cover[:size[1] - dy, :size[0] - dx]
     shadow = cv2.stackBlur(shadow, (31, 31))  # soft edge; cost independent of its width
     keep = (1.0 - 0.45 * shadow) * (1.0 - cover)
     # cv2 with 3-channel factors: numpy broadcasting over a last axis of 3 is ten times slower
     roi = board[y1:y2, x1:x2]
-    roi[:] = cv2.add(cv2.multiply(roi, cv2.merge((keep, keep, keep))),
-                     cv2.multiply(part, cv2.merge((cover, cover, cover))))
+    blend = cv2.add(cv2.multiply(roi.astype(np.float32), cv2.cvtColor(keep, cv2.COLOR_GRAY2RGB)),
+                    cv2.multiply(part, cv2.cvtColor(cover, cv2.COLOR_GRAY2RGB)))
+    roi[:] = blend if roi.dtype == np.float32 else cv2.add(blend, (0.0, 0.0, 0.0, 0.0),
+                                                          dtype=cv2.CV_8U)
 
 
 def _rounded_rect(img: np.ndarray, box: tuple[int, int, int, int], r: int,

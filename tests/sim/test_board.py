@@ -127,6 +127,23 @@ def test_scratch_marks_only_the_contactor_face() -> None:
     assert diff.sum() > 2000  # a visible gouge, not a hairline
 
 
+def test_a_scratch_is_a_long_wide_gouge_clear_of_the_screws() -> None:
+    terminals = np.zeros((SIZE, SIZE), bool)
+    for i in range(len(TERMINALS)):
+        terminals |= disc((SIZE, SIZE), terminal_centre(i), 32)
+    for seed in range(12):
+        # The same seed draws the same screw slots: the frames differ by the gouge alone.
+        tight = render(Scene("screws_tight"), np.random.default_rng(seed)).astype(np.int16)
+        scratched = render(Scene("scratch"), np.random.default_rng(seed)).astype(np.int16)
+        gouge = changed(tight, scratched)
+        assert not gouge[terminals].any(), seed  # never over a screw: not to be taken for one
+        ys, xs = np.nonzero(gouge)
+        assert xs.max() - xs.min() > 0.7 * BODY_SIZE[0]  # across the face
+        assert ys.max() - ys.min() > 0.25 * BODY_SIZE[1]  # steeply, across the printed lines
+        # About 26 px wide along its length: several times a screw slot or a printed stroke.
+        assert gouge.sum() > 20 * math.hypot(xs.max() - xs.min(), ys.max() - ys.min())
+
+
 def test_misplaced_contactor_is_off_its_position_or_tilted() -> None:
     home = contactor_box(Scene("contactor_on_rail"))
     shifted = contactor_box(Scene("misplaced"))
@@ -275,10 +292,26 @@ def test_make_set_is_balanced_labelled_and_deterministic() -> None:
     images, labels = make_set(2, seed=5, labels=("contactor", "scratch"), size=112)
     assert images.shape == (4, 112, 112, 3) and images.dtype == np.uint8
     assert labels == ["contactor", "scratch", "contactor", "scratch"]
-    again, _ = make_set(2, seed=5, labels=("contactor", "scratch"), size=112)
+    # The same frames however many threads render them, and from the streaming iter_set.
+    again, _ = make_set(2, seed=5, labels=("contactor", "scratch"), size=112, workers=1)
     assert np.array_equal(images, again)
+    streamed = [image for image, _ in iter_set(2, 5, ("contactor", "scratch"), size=112,
+                                                workers=3)]
+    assert np.array_equal(images, np.stack(streamed))
     with pytest.raises(ValueError, match="unknown labels"):
         make_set(1, seed=5, labels=("contactor", "exploded"))
+    with pytest.raises(ValueError, match="workers"):
+        make_set(1, seed=5, workers=0)
+
+
+def test_sets_deal_out_every_way_screws_can_be_missing() -> None:
+    images, _ = make_set(10, seed=3, labels=("missing_screw",), augment=None)
+    patterns = set()
+    for frame in images.astype(np.int16):
+        patterns.add(tuple(i for i in range(len(TERMINALS))
+                           if frame[disc((SIZE, SIZE), terminal_centre(i), 12)].mean() < 50))
+    # All ten: one of four, or two of four, both of one terminal block among them.
+    assert len(patterns) == 10 and all(len(p) in (1, 2) for p in patterns)
 
 
 def test_sets_print_demo_serials_that_vary() -> None:
