@@ -10,6 +10,7 @@ deployed through the inspector, as an engineer would with POST /api/v1/models.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -121,7 +122,9 @@ class DemoModel:
         from sim.vision.dataset import iter_set
 
         images, labels = [], []
-        for image, label in iter_set(_PER_LABEL, seed=int(time.time())):
+        # Rendered on every core: the first start's training is what the demo waits for.
+        for image, label in iter_set(_PER_LABEL, seed=int(time.time()),
+                                     workers=os.cpu_count() or 1):
             if self._stop.is_set():
                 return None
             images.append(image)
