@@ -196,10 +196,13 @@ def start_demo_operator(config: StationConfig, runtime: Any, database: Any,
     if hand is None:
         raise ValueError("[sim] operator needs hand_scanner = true (its hand scanner)")
     wrench = next((s for s in simulators if isinstance(s, OpenProtocolControllerSim)), None)
-    cursor = database.cursor()
-    try:
-        assembly_id = install_demo(cursor, runtime.clock.now_us())
-    finally:
-        cursor.close()
-    return VirtualOperator(runtime, assembly_id, hand_scanner=hand, wrench=wrench, scene=scene,
+
+    def installed() -> int:
+        cursor = database.cursor()  # the operator's thread's own
+        try:
+            return install_demo(cursor, runtime.clock.now_us())
+        finally:
+            cursor.close()
+
+    return VirtualOperator(runtime, installed, hand_scanner=hand, wrench=wrench, scene=scene,
                            pace=sim_config.operator_pace, seed=int(time.time())).start()

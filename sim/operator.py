@@ -17,6 +17,7 @@ import itertools
 import logging
 import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from actors.runtime import ActorUnavailable, Runtime, call
@@ -38,14 +39,19 @@ _IDLE = ("idle", "complete", "aborted")
 
 
 class VirtualOperator:
-    """Runs on a daemon thread from start() to stop(); `pace` scales every pause."""
+    """Runs on a daemon thread from start() to stop(); `pace` scales every pause.
 
-    def __init__(self, runtime: Runtime, assembly_id: int, *, hand_scanner: Any,
+    `assembly` gives the id of the assembly to assemble; it is called on the operator's own
+    thread, because installing the demo's assembly on a first start is seconds of store work
+    that the station's start should not wait for."""
+
+    def __init__(self, runtime: Runtime, assembly: Callable[[], int], *, hand_scanner: Any,
                  wrench: Any | None, scene: Any | None = None, pace: float = 1.0,
                  mistakes: float = 0.1, seed: int | None = None) -> None:
         self.runtime = runtime
         self.scene = scene  # sim.demo_vision.SceneWriter: what the camera sees
-        self.assembly_id = assembly_id
+        self._assembly = assembly
+        self.assembly_id: int | None = None
         self.hand = hand_scanner
         self.wrench = wrench
         self.pace = pace
@@ -71,6 +77,11 @@ class VirtualOperator:
     # --- the work -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self.assembly_id = self._assembly()
+        except Exception:
+            log.exception("virtual operator has no assembly to assemble")
+            return
         while not self._stop.is_set():
             try:
                 self._act()
@@ -94,6 +105,7 @@ class VirtualOperator:
             if self._wait(4.0):
                 return
             serial = next(self._serials)
+            assert self.assembly_id is not None  # resolved before the first act
             self._show("empty_rail")
             self._ask(StartCoaching(assembly_id=self.assembly_id, operator_id=None,
                                     work_order=f"WO-{serial // 100}",

@@ -21,7 +21,6 @@ from drivers.vision.trainer import (
     Evaluation,
     TrainedModel,
     evaluate,
-    export,
     features,
     train,
 )
@@ -36,12 +35,8 @@ MINIMUM_PREDICT = 0.8  # what the demo assembly's ML steps ask for
 
 
 @pytest.fixture(scope="module")
-def trained() -> TrainedModel:
-    # The demo's recipe (sim/demo_vision.py: iter_set(_PER_LABEL, seed), default camera
-    # augmentation), with frames shrunk to the model's input as they are rendered: the same
-    # pixels the model's own resize would give it, at a sixteenth of the memory.
-    images, labels = make_set(TRAIN_PER_LABEL, seed=101, size=224)
-    return train(images, labels)
+def trained(demo_trained: TrainedModel) -> TrainedModel:
+    return demo_trained  # the demo's recipe (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +45,8 @@ def held_out() -> tuple[np.ndarray, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def model_path(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(trained, tmp_path_factory.mktemp("model") / "demo.xml")
+def model_path(demo_model_file: Path) -> Path:
+    return demo_model_file
 
 
 @pytest.fixture(scope="module")

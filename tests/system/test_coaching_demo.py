@@ -22,9 +22,16 @@ from tests.system.procs import NO_CAMERA, demo_config, start_takt
 
 STEPS = len(DEMO_CONTACTOR.steps)
 # A quick operator and a line that leaves the coaching alone; the ML and OCR steps are done
-# in front of the emulated camera, seen by the model the demo trains at its first start.
+# in front of the emulated camera.
 FAST = {r"operator = true": "operator = true\noperator_pace = 0.1",
         r"robot = true": "robot = false"}
+
+
+def deployed(model: Path) -> dict[str, str]:
+    """The station deploys `model` at start (`[inspector] model`) instead of training its own
+    first: the model the demo trains, trained once for the run (tests/conftest.py). That the
+    demo trains and deploys one itself is tests/system/test_demo_station.py's to show."""
+    return {r"\[inspector\]": f"[inspector]\nmodel = {json.dumps(str(model))}"}
 
 
 def _client(port: int, data: Path) -> httpx.Client:
@@ -81,8 +88,9 @@ async def _hmi(port: int, token: str, assembly_id: int, http: httpx.Client) -> d
                     return {**msg, "advanced": advanced}
 
 
-def test_an_hmi_follows_a_whole_assembly_coached_on_the_demo_devices(tmp_path: Path) -> None:
-    config, ports = demo_config(tmp_path, FAST)
+def test_an_hmi_follows_a_whole_assembly_coached_on_the_demo_devices(
+        tmp_path: Path, demo_model_file: Path) -> None:
+    config, ports = demo_config(tmp_path, FAST | deployed(demo_model_file))
     takt = start_takt(config, tmp_path / "data", ports[8080])
     try:
         http = _client(ports[8080], tmp_path / "data")
