@@ -48,10 +48,11 @@ from actors.camera_messages import (
     SetMaxExposure,
     SetMaxGain,
     StreamState,
+    UseCameraConfig,
 )
 from actors.health import HealthState
 from actors.runtime import ActorUnavailable, Reply, Runtime, tell
-from controller.camera_config import LIVE_FIELDS, CameraConfig, CameraSource
+from controller.camera_config import LIVE_FIELDS, CameraConfig, CameraSource, live_changes
 from drivers.errors import DeviceUnavailable, DriverError
 from drivers.pylon.settings import (
     PylonSettings,
@@ -184,12 +185,8 @@ class CameraActor(TaktActor):
         the working directory)."""
         super().__init__(runtime, name, **kw)
         self.config = config
-        # What the source opens: the config with a relative image_path made absolute.
-        self._source_config = config
-        if data_dir is not None and config.image_path is not None \
-                and not Path(config.image_path).is_absolute():
-            self._source_config = msgspec.structs.replace(
-                config, image_path=str(data_dir / config.image_path))
+        self._data_dir = data_dir
+        self._source_config = self._for_source(config)
         self.topic = f"device.camera.{config.name}.state"
         self.slot = runtime.frames.slot(config.name)
         self._factory = source_factory
@@ -211,6 +208,14 @@ class CameraActor(TaktActor):
         for event in self.bus.retained([self.topic]):
             if isinstance(event.data, dict):
                 self.paused = event.data.get("streaming") is False
+
+    def _for_source(self, config: CameraConfig) -> CameraConfig:
+        """What the source opens: the config with a relative image_path made absolute."""
+        if self._data_dir is not None and config.image_path is not None \
+                and not Path(config.image_path).is_absolute():
+            return msgspec.structs.replace(config,
+                                           image_path=str(self._data_dir / config.image_path))
+        return config
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -428,6 +433,17 @@ class CameraActor(TaktActor):
     @handles(ChangeCameraSettings)
     def _change(self, msg: ChangeCameraSettings) -> CameraSettingsView:
         return self._apply(msg.changes)
+
+    @handles(UseCameraConfig)
+    def _use_config(self, msg: UseCameraConfig) -> None:
+        # Applied before it is kept: a camera that refuses it fails, and its restart opens it
+        # with the new config, refused the same way and said so (DOWN, with the reason).
+        changes = live_changes(self.config, msg.config)
+        if changes and self.source is not None:
+            self._apply(msgspec.to_builtins(changes))
+        self.config = msg.config
+        self._source_config = self._for_source(msg.config)
+        self._publish_state()
 
     @handles(SetMaxGain)
     def _set_max_gain(self, msg: SetMaxGain) -> CameraSettingsView:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from controller.camera_config import CameraConfig
 from drivers.pylon.settings import SettingProblem, SettingsError
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "SettingProblem",
     "SettingsError",
     "StreamState",
+    "UseCameraConfig",
 ]
 
 ImageFormat = Literal["jpeg", "png"]
@@ -128,6 +130,14 @@ class SetMaxExposure(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 class ReconnectCamera(msgspec.Struct, frozen=True, tag=True):
     """Open a camera that was lost while auto_reconnect is off."""
+
+
+class UseCameraConfig(msgspec.Struct, frozen=True, tag=True):
+    """The camera's config changed only in what it takes live (settings, active, JPEG quality):
+    apply the settings that differ, and keep the config for the next connect. Told by the
+    devices supervisor, so a stored exposure does not reopen the camera."""
+
+    config: CameraConfig
 
 
 # ---- answers -----------------------------------------------------------------------------------

@@ -59,10 +59,14 @@ def section_specs(config: StationConfig, section: str,
         if not cameras:
             return []
         from actors.camera import CameraActor  # pylon only where cameras are
+        from actors.camera_messages import UseCameraConfig
+        from controller.camera_config import reopen_key
 
         # Relative image paths (the emulator's file, a folder source) are the data dir's.
+        # A change of settings the camera takes live is told to it, not a reopen.
         data_dir = database_folder(database)
-        return [ChildSpec.of(CameraActor, f"camera:{c.name}", c, data_dir=data_dir, key=c)
+        return [ChildSpec.of(CameraActor, f"camera:{c.name}", c, data_dir=data_dir,
+                             key=reopen_key(c), update=UseCameraConfig(c))
                 for c in cameras]
     if section == "ups":
         ups = config.ups

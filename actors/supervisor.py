@@ -17,7 +17,7 @@ import pykka
 
 from actors.base import ChildExited, TaktActor, handles
 from actors.health import HealthState
-from actors.runtime import Runtime
+from actors.runtime import ActorUnavailable, Runtime, tell
 from controller.supervision import (
     Backoff,
     IntensityWindow,
@@ -60,22 +60,28 @@ class ChildSpec:
     # What the child is built from (its config): SetChildren keeps a running child whose
     # key is unchanged and replaces one whose key differs.
     key: Any = None
+    # Told to a running child that SetChildren keeps: the part of its config it takes live
+    # (a camera's exposure), which the key leaves out. The kept child restarts from this spec.
+    update: Any = None
 
     @classmethod
     def of(cls, actor: type[TaktActor], id: str, *args: Any, restart: Restart = Restart.PERMANENT,
-           shutdown_s: float = 5.0, key: Any = None, **kwargs: Any) -> ChildSpec:
+           shutdown_s: float = 5.0, key: Any = None, update: Any = None,
+           **kwargs: Any) -> ChildSpec:
         """A spec that starts `actor(runtime, id, *args, parent=..., generation=..., **kwargs)`."""
 
         def factory(s: ChildStart) -> pykka.ActorRef[Any]:
             return actor.start(s.runtime, s.name, *args, parent=s.parent,
                                generation=s.generation, **kwargs)
 
-        return cls(id=id, factory=factory, restart=restart, shutdown_s=shutdown_s, key=key)
+        return cls(id=id, factory=factory, restart=restart, shutdown_s=shutdown_s, key=key,
+                   update=update)
 
 
 class SetChildren(msgspec.Struct, frozen=True, tag=True):
     """Make the children whose id starts with `prefix` exactly `specs`, in place: children
-    with an unchanged key keep running, changed ones are replaced, missing ones stopped."""
+    with an unchanged key keep running (and are told their spec's `update`), changed ones are
+    replaced, missing ones stopped."""
 
     prefix: str
     specs: tuple[Any, ...]  # ChildSpec
@@ -227,6 +233,12 @@ class Supervisor(TaktActor):
             spec = wanted.get(child_id)
             if spec is not None and spec.key is not None and spec.key == child.spec.key:
                 kept.append(child_id)
+                child.spec = spec  # a restart later starts it from what it was told now
+                if spec.update is not None and child.ref is not None:
+                    try:
+                        tell(self.runtime, child.ref, spec.update)
+                    except ActorUnavailable:
+                        pass  # it just ended; its restart starts it from the new spec
                 continue
             self._stop_child(child)
             generations[child_id] = child.generation

@@ -28,7 +28,9 @@ __all__ = [
     "CameraSource",
     "ExposureAuto",
     "active_camera",
+    "live_changes",
     "normalize_changes",
+    "reopen_key",
 ]
 
 _EMULATOR_SERIAL = r"^0815-[0-9]{4}(?!\n)$"
@@ -94,6 +96,33 @@ LIVE_FIELDS = frozenset({
     "reverse_y", "exposure_auto", "exposure_us", "gain_db", "max_gain_db", "max_exposure_us",
     "frame_rate",
 })
+
+# What only Takt reads, never the camera: changed on a running camera without telling it.
+_TAKT_FIELDS = frozenset({"active", "jpeg_quality"})
+
+
+def _live(config: CameraConfig) -> frozenset[str]:
+    # A folder or OpenCV source takes only its frame rate; its other settings are not a
+    # device's, and a change of them reopens it.
+    return LIVE_FIELDS if config.source == CameraSource.PYLON else frozenset({"frame_rate"})
+
+
+def reopen_key(config: CameraConfig) -> CameraConfig:
+    """What a running camera cannot change without being reopened: its config with what it
+    takes live (and what only Takt reads) set to the defaults. Two configs with the same key
+    differ only in `live_changes`."""
+    defaults = CameraConfig(name=config.name)
+    return msgspec.structs.replace(
+        config, **{f: getattr(defaults, f) for f in _live(config) | _TAKT_FIELDS})
+
+
+def live_changes(old: CameraConfig, new: CameraConfig) -> dict[str, Any]:
+    """The settings to apply to a running camera whose config goes from `old` to `new` (with
+    the same reopen_key): those that differ, without the ones set to "as the camera has it"
+    (None), which leave the camera as it is."""
+    return {f: getattr(new, f) for f in sorted(_live(new))
+            if getattr(new, f) != getattr(old, f) and getattr(new, f) is not None}
+
 
 # Seed 000 (and pylon) spellings of the config keys.
 SEED_FIELDS: dict[str, str] = {

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import msgspec
 import pykka
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actors.base import handles
 from actors.health import HealthState
 from actors.runtime import ActorUnavailable, Runtime, call, tell
 from actors.supervisor import ChildSpec, RestartChild, SetChildren, Supervisor, WhichChildren
@@ -261,6 +263,49 @@ def test_set_children_keeps_unchanged_replaces_changed_and_stops_removed(
     call(runtime, sup, SetChildren("dev:", ()))
     assert sorted(children(runtime, sup)) == ["other"]
     assert "dev:a" not in runtime.health.snapshot()  # removed, not merely stopped
+
+
+class UseTag(msgspec.Struct, frozen=True):
+    tag: str
+
+
+class GetTag(msgspec.Struct, frozen=True):
+    pass
+
+
+class Tagged(Probe):
+    """A child built from a tag, which it can also take live."""
+
+    def __init__(self, runtime: Any, name: str, *, tag: str, **kw: Any) -> None:
+        super().__init__(runtime, name, **kw)
+        self.tag = tag
+
+    @handles(UseTag)
+    def _use(self, msg: UseTag) -> None:
+        self.tag = msg.tag
+
+    @handles(GetTag)
+    def _get(self, _: GetTag) -> str:
+        return self.tag
+
+
+def tagged(tag: str) -> ChildSpec:
+    return ChildSpec.of(Tagged, "dev:a", tag=tag, key="same", update=UseTag(tag))
+
+
+def test_a_kept_child_is_told_its_update_and_restarts_from_the_new_spec(
+    runtime: Runtime, vclock: VirtualClock
+) -> None:
+    sup = start_sup(runtime, [tagged("one")])
+    a = runtime.directory.get("dev:a")
+    changed = call(runtime, sup, SetChildren("dev:", (tagged("two"),)))
+    assert (changed.kept, changed.started, changed.stopped) == (["dev:a"], [], [])
+    assert runtime.directory.get("dev:a") is a  # kept running: not reopened
+    assert call(runtime, a, GetTag()) == "two"
+    crash(runtime, "dev:a")
+    vclock.run_until_idle(runtime.wait_idle)
+    assert runtime.directory.get("dev:a") is not a
+    assert call(runtime, runtime.directory.get("dev:a"), GetTag()) == "two"
 
 
 def test_restart_child_skips_the_rest_of_the_backoff(runtime: Runtime, vclock: VirtualClock

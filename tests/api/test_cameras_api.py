@@ -172,6 +172,9 @@ async def test_settings_are_refused_with_ranges_or_applied_and_survive_a_restart
                                  "AcquisitionFrameRate": 20, "MaxGain": 12})
     assert r.status_code == 200, await r.get_json()
     changed = await r.get_json()
+    # Taken live: the camera was not reopened for it (no gap in its stream).
+    assert changed["applied"]["kept"] == ["camera:top", "camera:bench", "camera:ghost"]
+    assert changed["applied"]["started"] == changed["applied"]["stopped"] == []
     assert (changed["device"]["width"], changed["device"]["offset_x"],
             changed["config"]["reverse_y"], changed["config"]["max_gain_db"]) == (
         640, 16, True, 12.0)
@@ -180,7 +183,7 @@ async def test_settings_are_refused_with_ranges_or_applied_and_survive_a_restart
                           interpolation=cv2.INTER_AREA)
 
     async def shows_it() -> bool:
-        # Storing the settings reopened the camera: until it is back, a capture may be a 503.
+        # The newest frame may still be one grabbed before the change.
         r = await client.get("/api/v1/cameras/top/capture?format=png", headers=auth)
         return r.status_code == 200 and bool(
             np.abs(decode(await r.get_data()).astype(int) - expected.astype(int)).mean() < 1)
@@ -212,6 +215,37 @@ async def test_settings_are_refused_with_ranges_or_applied_and_survive_a_restart
                 "top": 20000, "bench": None, "ghost": None}
     finally:
         again.stop()
+
+
+async def test_a_stored_setting_is_taken_live_and_an_identity_change_reopens(
+        client: Any, station: Station) -> None:
+    """The cameras section changed through /api/v1/config: settings the camera takes live are
+    applied to the running camera; what it was opened by (here auto_reconnect) reopens it,
+    with every setting it had been told."""
+    auth = await admin(client, station)
+    await _grabbing(client, auth)
+    await _grabbing(client, auth, "bench")
+
+    async def cameras_with(**changes: dict[str, Any]) -> Any:
+        entries = await (await client.get("/api/v1/cameras", headers=auth)).get_json()
+        section = [{**e["config"], **changes.get(e["name"], {})} for e in entries]
+        r = await client.put("/api/v1/config", headers=auth, json={"set": {"cameras": section}})
+        assert r.status_code == 200, await r.get_json()
+        return next(a for a in (await r.get_json())["applied"] if a["section"] == "cameras")
+
+    applied = await cameras_with(top={"exposure_us": 12000, "jpeg_quality": 60},
+                                 bench={"frame_rate": 10.0})
+    assert (applied["started"], applied["stopped"]) == ([], [])
+    top = await (await client.get("/api/v1/cameras/top/config", headers=auth)).get_json()
+    assert (top["device"]["exposure_us"], top["config"]["jpeg_quality"]) == (12000, 60)
+    bench = await (await client.get("/api/v1/cameras/bench/config", headers=auth)).get_json()
+    assert bench["device"]["frame_rate"] == 10.0
+
+    applied = await cameras_with(top={"auto_reconnect": False})
+    assert (applied["started"], applied["stopped"]) == (["camera:top"], ["camera:top"])
+    await _grabbing(client, auth)
+    top = await (await client.get("/api/v1/cameras/top/config", headers=auth)).get_json()
+    assert (top["device"]["exposure_us"], top["config"]["auto_reconnect"]) == (12000, False)
 
 
 async def test_the_stream_is_mjpeg_and_pauses(client: Any, station: Station) -> None:
