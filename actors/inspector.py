@@ -465,17 +465,27 @@ class InspectorActor(DatabaseActor):
     def _import(self, msg: ImportModel, reply: Reply) -> None:
         path = self._resolve(msg.path)
         kind = model_kind(path)
+        # An ONNX model, or one that needs its pixels normalised, is converted once into the
+        # station's models folder as IR with its labels and normalisation built in: the
+        # registry then holds a file that loads alone, whatever happens to the original.
+        converted = kind == "onnx" or msg.mean is not None or msg.scale is not None
+        target = self._resolve(f"models/imported/{msg.name}-{uuid.uuid4().hex[:8]}.xml")
+
+        def load() -> VisionModel:
+            if not converted:
+                return self.models.load(path, msg.labels)
+            self.models.convert(path, target, msg.labels, msg.mean, msg.scale)
+            return self.models.load(target, None)
 
         def register(model: VisionModel) -> ModelRow:
             try:
-                return register_model(self.con, name=msg.name, path=str(path),
+                return register_model(self.con, name=msg.name, path=str(model.path),
                                       labels=list(model.labels), kind=kind, source="imported",
                                       metrics=None, now_us=self.clock.now_us())
             finally:
                 model.close()
 
-        self._loader.run(lambda: self.models.load(path, msg.labels), register, reply,
-                         cleanup=lambda model: model.close())
+        self._loader.run(load, register, reply, cleanup=lambda model: model.close())
 
     @handles(DeployModel, deferred=True)
     def _deploy(self, msg: DeployModel, reply: Reply) -> None:

@@ -180,6 +180,9 @@ class ImportModel(_Msg):
     path: str
     name: str
     labels: list[str] | None = None  # None: the labels the file carries
+    # Pixel normalisation of a model trained elsewhere, per channel: (p / 255 - mean) / scale.
+    mean: list[float] | None = None
+    scale: list[float] | None = None
 
 
 class DeployModel(_Msg):

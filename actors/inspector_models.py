@@ -119,6 +119,19 @@ class LoadedModels:
         except ModelError as exc:
             raise ModelRefused(str(exc)) from exc
 
+    def convert(self, path: Path, out: Path, labels: list[str] | None,
+                mean: list[float] | None, scale: list[float] | None) -> Path:
+        """Save a model trained elsewhere as IR in Takt's convention at `out`. Blocks."""
+        from drivers.vision.classifier import ModelError, convert_model
+
+        if not path.is_file():
+            raise ModelRefused(f"no model file at {path}")
+        try:
+            return convert_model(path, out, labels=labels, mean=mean, scale=scale,
+                                 core=self.core())
+        except ModelError as exc:
+            raise ModelRefused(str(exc)) from exc
+
     def deployed(self) -> Deployment:
         current = self.current
         if current is None:

@@ -503,9 +503,12 @@ async def list_models() -> object:
 @document_response(ModelView, 201)
 async def import_model(data: ImportBody) -> object:
     """Register a model file (OpenVINO IR .xml or ONNX; absolute or under the data directory)
-    as a new version of `name`; it is loaded once to check it, not deployed."""
-    row = await _inspector(ImportModel(path=data.path, name=data.name, labels=data.labels),
-                           _LOAD_TIMEOUT_S)
+    as a new version of `name`; it is loaded once to check it, not deployed. An ONNX model,
+    or one given `mean`/`scale` (its training's pixel normalisation, per R, G, B channel:
+    (p / 255 - mean) / scale), is stored converted to IR under the data directory's
+    models/imported/, labels and normalisation built in; `path` in the answer is that copy."""
+    row = await _inspector(ImportModel(path=data.path, name=data.name, labels=data.labels,
+                                       mean=data.mean, scale=data.scale), _LOAD_TIMEOUT_S)
     return json_response(model_view(row), 201)
 
 

@@ -143,10 +143,18 @@ class TrainingBody(_In):
     """Rendered demo frames per label added to the annotated images (0: none)."""
 
 
+Channels = Annotated[list[Annotated[float, Meta(ge=-1e6, le=1e6)]],
+                     Meta(min_length=3, max_length=3)]
+
+
 class ImportBody(_In):
     path: Path_
     name: Name
     labels: Annotated[list[Label], Meta(min_length=1, max_length=1000)] | None = None
+    mean: Channels | None = None
+    """Per channel (R, G, B), of pixels scaled to 0..1: what the model was trained with."""
+    scale: Channels | None = None
+    """Per channel (R, G, B): the divisor after the mean (a standard deviation); not 0."""
 
 
 class ModelView(msgspec.Struct, frozen=True, kw_only=True):

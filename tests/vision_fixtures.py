@@ -22,6 +22,7 @@ __all__ = [
     "colour_classifier",
     "encoded",
     "halfway",
+    "onnx_colour_classifier",
     "solid",
 ]
 
@@ -69,6 +70,45 @@ def colour_classifier(path: Path, colours: Mapping[str, RGB] = COLOURS, *,
     write_info(model, labels)
     path.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, str(path), compress_to_fp16=False)
+    return path
+
+
+# What models trained elsewhere usually expect: ImageNet's per-channel normalisation.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def onnx_colour_classifier(path: Path, colours: Mapping[str, RGB] = COLOURS, *,
+                           mean: tuple[float, float, float] = IMAGENET_MEAN,
+                           std: tuple[float, float, float] = IMAGENET_STD,
+                           side: int = 32, sharpness: float = 4.0) -> Path:
+    """The nearest-colour classifier as a model trained elsewhere would come: ONNX (built with
+    the onnx package, not OpenVINO), f32 NCHW input of normalised pixels ((p / 255 - mean) /
+    std) with a dynamic batch, raw logits out, and no labels in the file. Its prototypes live
+    in the normalised space, so it only sees colours right when fed the normalisation it was
+    made for."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    protos = (np.array([colours[k] for k in colours], np.float32) / 255.0
+              - np.array(mean, np.float32)) / np.array(std, np.float32)  # C x 3
+    weights = (2 * sharpness * protos.T).astype(np.float32)
+    bias = (-sharpness * (protos ** 2).sum(axis=1)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["input", "axes"], ["mean"], keepdims=0),
+         helper.make_node("MatMul", ["mean", "weights"], ["scores"]),
+         helper.make_node("Add", ["scores", "bias"], ["logits"])],
+        "colour_classifier",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, side, side])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(colours)])],
+        [numpy_helper.from_array(np.array([2, 3], np.int64), "axes"),
+         numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(bias, "bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)],
+                              producer_name="a training tool elsewhere")
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
     return path
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "InferenceStats",
     "ModelError",
     "VisionModel",
+    "convert_model",
     "evidence_box",
     "fit_frame",
     "save_model",
@@ -145,18 +146,9 @@ class VisionModel:
             raise ModelError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
         if requests < 1:
             raise ModelError("requests must be at least 1")
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
-        if path.suffix.lower() not in _SUFFIXES:
-            raise ModelError(f"not an OpenVINO IR or ONNX model: {path} (expected .xml or .onnx)")
         core = core or ov.Core()
         started = time.perf_counter()
-        model = _read(core, path)
-        names = _labels(model, path, labels)
-        model = _with_rgb_u8_input(model, path, mean, scale)
-        classes = _classes(model)
-        if classes != len(names):
-            raise ModelError(f"model has {classes} output classes but {len(names)} labels: {path}")
+        model, names = _prepared(core, path, labels, mean, scale)
         shape = model.input(0).get_shape()
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         try:
@@ -267,6 +259,39 @@ class VisionModel:
                            scores={name: float(p) for name, p in zip(self.labels, probs,
                                                                      strict=True)},
                            box=box)
+
+
+def convert_model(path: Path, out: Path, *, labels: Sequence[str] | None = None,
+                  mean: Sequence[float] | None = None, scale: Sequence[float] | None = None,
+                  core: ov.Core | None = None) -> Path:
+    """A model trained elsewhere (ONNX, or IR) saved as IR in Takt's convention at `out`: the
+    u8 RGB input with its pixel normalisation (`mean`, `scale`) built in, and its labels in
+    rt_info. So it loads later as a Takt model does, with nothing to remember beside it."""
+    model, names = _prepared(core or ov.Core(), Path(path), labels, mean, scale)
+    return save_model(model, out, names)
+
+
+def _prepared(core: ov.Core, path: Path, labels: Sequence[str] | None,
+              mean: Sequence[float] | None, scale: Sequence[float] | None
+              ) -> tuple[ov.Model, tuple[str, ...]]:
+    """The model file read and checked, with the convention's input; and its labels."""
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    if path.suffix.lower() not in _SUFFIXES:
+        raise ModelError(f"not an OpenVINO IR or ONNX model: {path} (expected .xml or .onnx)")
+    for name, values in (("mean", mean), ("scale", scale)):
+        if values is not None and (len(values) != 3 or not all(
+                isinstance(v, int | float) and math.isfinite(v) for v in values)):
+            raise ModelError(f"{name} takes 3 finite numbers, one per channel (R, G, B)")
+    if scale is not None and any(v == 0 for v in scale):
+        raise ModelError("scale must not be 0 for any channel")
+    model = _read(core, path)
+    names = _labels(model, path, labels)
+    model = _with_rgb_u8_input(model, path, mean, scale)
+    classes = _classes(model)
+    if classes != len(names):
+        raise ModelError(f"model has {classes} output classes but {len(names)} labels: {path}")
+    return model, names
 
 
 def _read(core: ov.Core, path: Path) -> ov.Model:

@@ -26,7 +26,17 @@ from drivers.vision.frames import Frame
 from state.inspections import InspectionRow, inspection_id
 from tests.api import conftest
 from tests.api.conftest import bearer, eventually, login
-from tests.vision_fixtures import COLOURS, SWAPPED, colour_classifier, encoded, halfway, solid
+from tests.vision_fixtures import (
+    COLOURS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SWAPPED,
+    colour_classifier,
+    encoded,
+    halfway,
+    onnx_colour_classifier,
+    solid,
+)
 
 GREEN, RED = COLOURS["screws_tight"], COLOURS["scratch"]
 
@@ -325,6 +335,42 @@ async def test_models_import_deploy_rollback(client: Any, station: Station,
     assert back["id"] == first["id"] and back["active"]
     assert (await inspect(client, h, solid(GREEN)))["label"] == "screws_tight"
     await problem(await client.post("/api/v1/models/nope/deploy", headers=h), 404)
+
+
+async def test_an_onnx_model_trained_elsewhere_is_imported_converted_and_deployed(
+        client: Any, station: Station, tmp_path: Path) -> None:
+    h = await admin(client, station)
+    external = onnx_colour_classifier(tmp_path / "external.onnx")  # no labels inside
+    before = await (await client.get("/api/v1/models", headers=h)).get_json()
+    await problem(await client.post("/api/v1/models", headers=h,
+                                    json={"path": str(external), "name": "ext"}), 422)
+    await problem(await client.post("/api/v1/models", headers=h, json={
+        "path": str(external), "name": "ext", "labels": list(COLOURS),
+        "scale": [1, 0, 1]}), 422)
+    short = await problem(await client.post("/api/v1/models", headers=h, json={
+        "path": str(external), "name": "ext", "labels": list(COLOURS), "mean": [0.5]}), 422)
+    assert [e["field"] for e in short["errors"]] == ["mean"]
+    assert await (await client.get("/api/v1/models", headers=h)).get_json() == before
+
+    r = await client.post("/api/v1/models", headers=h, json={
+        "path": str(external), "name": "ext", "labels": list(COLOURS),
+        "mean": list(IMAGENET_MEAN), "scale": list(IMAGENET_STD)})
+    assert r.status_code == 201, await r.get_json()
+    ext = await r.get_json()
+    # The registry keeps its own IR copy, labels and normalisation inside.
+    stored = Path(ext["path"])
+    assert (ext["kind"], ext["labels"], stored.suffix) == ("onnx", list(COLOURS), ".xml")
+    assert stored.parent == station.data_dir / "models" / "imported"
+    external.unlink()  # the original may go: the copy is what is deployed
+    deployed = await (await client.post(f"/api/v1/models/{ext['id']}/deploy",
+                                        headers=h)).get_json()
+    assert deployed["active"]
+    try:
+        for label, colour in COLOURS.items():
+            result = await inspect(client, h, solid(colour))
+            assert (result["label"], result["model_id"]) == (label, ext["id"])
+    finally:
+        await client.post(f"/api/v1/models/{ext['id']}/rollback", headers=h)
 
 
 async def test_alerts_are_raised_once_and_acknowledged(client: Any, station: Station) -> None:

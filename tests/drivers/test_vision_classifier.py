@@ -20,10 +20,13 @@ from drivers.vision.classifier import (
     ClassScores,
     ModelError,
     VisionModel,
+    convert_model,
     evidence_box,
     save_model,
 )
 from drivers.vision.model_format import EVIDENCE, PROBABILITIES, read_info, rgb_u8_input
+from tests.vision_fixtures import COLOURS as BOARD_COLOURS
+from tests.vision_fixtures import IMAGENET_MEAN, IMAGENET_STD, onnx_colour_classifier, solid
 from tests.waiting import wait_for
 
 COLOURS = ("red", "green", "blue")
@@ -140,6 +143,40 @@ def test_imported_nhwc_model_with_labels_argument(tmp_path: Path) -> None:
         assert vm.predict(frame(64, 64, (0, 250, 0))).label == "green"
     finally:
         vm.close()
+
+
+def test_an_onnx_model_from_elsewhere_runs_with_its_normalisation_and_converts_to_ir(
+        tmp_path: Path) -> None:
+    """ONNX from another tool: f32 NCHW, dynamic batch, logits, no labels in the file."""
+    external = onnx_colour_classifier(tmp_path / "external.onnx")
+    labels = list(BOARD_COLOURS)
+    pictures = {label: solid(colour) for label, colour in BOARD_COLOURS.items()}
+
+    def seen(vm: VisionModel) -> dict[str, tuple[str, float]]:
+        try:
+            return {k: (s.label, s.confidence) for k, s in
+                    ((k, vm.predict(p)) for k, p in pictures.items())}
+        finally:
+            vm.close()
+
+    right = seen(VisionModel.load(external, labels=labels, mean=IMAGENET_MEAN,
+                                  scale=IMAGENET_STD))
+    assert {k: label for k, (label, _) in right.items()} == {k: k for k in labels}
+    assert all(confidence > 0.9 for _, confidence in right.values())
+    raw = seen(VisionModel.load(external, labels=labels))  # its normalisation left out
+    assert any(label != k for k, (label, _) in raw.items())
+    with pytest.raises(ModelError, match="no labels"):
+        VisionModel.load(external)
+
+    converted = convert_model(external, tmp_path / "station" / "external.xml", labels=labels,
+                              mean=IMAGENET_MEAN, scale=IMAGENET_STD)
+    again = seen(VisionModel.load(converted))  # labels and normalisation are in the IR
+    assert {k: label for k, (label, _) in again.items()} == {k: k for k in labels}
+    assert all(abs(again[k][1] - right[k][1]) < 1e-4 for k in labels)
+    with pytest.raises(ModelError, match="scale must not be 0"):
+        convert_model(external, tmp_path / "x.xml", labels=labels, scale=(1.0, 0.0, 1.0))
+    with pytest.raises(ModelError, match="mean takes 3 finite numbers"):
+        convert_model(external, tmp_path / "x.xml", labels=labels, mean=(0.5, 0.5))
 
 
 def test_missing_and_unreadable_files_are_clear_errors(tmp_path: Path) -> None:
