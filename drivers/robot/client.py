@@ -467,6 +467,10 @@ class StreamStatistics(msgspec.Struct, frozen=True, kw_only=True):
     lost_reason: str | None
 
 
+_CLOSED_BY_US = (wsproto.connection.ConnectionState.LOCAL_CLOSING,
+                 wsproto.connection.ConnectionState.CLOSED)
+
+
 class _Link:
     """One WebSocket connection; a reconnect gets a new one, so an old reader cannot leak."""
 
@@ -484,10 +488,18 @@ class _Link:
         self.reader: threading.Thread | None = None
         self.pending: list[wse.Event] = []
 
-    def send(self, event: wse.Event) -> None:
+    def send(self, event: wse.Event) -> bool:
+        """Send an event; False, and nothing sent, once our own close has gone out (close()
+        on another thread): wsproto refuses a pong for a ping read just before it."""
         with self.lock:
-            data = self.ws.send(event)
+            try:
+                data = self.ws.send(event)
+            except wsproto.utilities.LocalProtocolError:
+                if self.ws.state in _CLOSED_BY_US:
+                    return False
+                raise
         self.sock.sendall(data)
+        return True
 
 
 class RobotStream:

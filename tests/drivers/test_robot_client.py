@@ -613,3 +613,27 @@ def test_names_are_non_empty_unpadded_and_path_safe(name: str) -> None:
     else:
         assert name and len(name) <= 64 and "/" not in name
         assert not name[0].isspace() and not name[-1].isspace()
+
+
+def test_a_ping_read_just_before_our_close_is_not_answered_and_breaks_nothing() -> None:
+    """The race behind an "Exception in thread takt-ws-reader": close() sends our close on its
+    thread while the reader holds a ping it read just before; the pong is dropped quietly."""
+    import wsproto
+    import wsproto.events as wse
+
+    from drivers.robot.client import _Link
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        server.receive_data(client.send(wse.Request(host="robot", target="/ws")))
+        request = next(e for e in server.events() if isinstance(e, wse.Request))
+        client.receive_data(server.send(wse.AcceptConnection()))
+        assert [type(e) for e in client.events()] == [wse.AcceptConnection]
+        assert request.target == "/ws"
+        link = _Link(ours, client)
+        assert link.send(wse.CloseConnection(code=1000))  # close() on another thread
+        assert link.send(wse.Ping(payload=b"takt").response()) is False
+        server.receive_data(theirs.recv(1024))
+        assert [type(e) for e in server.events()] == [wse.CloseConnection]  # no pong after it
