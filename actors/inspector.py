@@ -81,6 +81,7 @@ from actors.inspector_models import (
     LoadedModels,
     LoaderThread,
     Retired,
+    file_stem,
     model_kind,
 )
 from actors.runtime import ActorUnavailable, Reply, Request, Runtime, tell
@@ -469,7 +470,8 @@ class InspectorActor(DatabaseActor):
         # station's models folder as IR with its labels and normalisation built in: the
         # registry then holds a file that loads alone, whatever happens to the original.
         converted = kind == "onnx" or msg.mean is not None or msg.scale is not None
-        target = self._resolve(f"models/imported/{msg.name}-{uuid.uuid4().hex[:8]}.xml")
+        target = self._resolve(
+            f"models/imported/{file_stem(msg.name)}-{uuid.uuid4().hex[:8]}.xml")
 
         def load() -> VisionModel:
             if not converted:

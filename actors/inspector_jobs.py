@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from actors.inspector_messages import (
     TrainingState,
     Unavailable,
 )
-from actors.inspector_models import Deployment
+from actors.inspector_models import Deployment, file_stem
 from actors.runtime import Reply, call
 from actors.store import Write
 from drivers.vision.images import ImageError, decode_image
@@ -291,8 +290,7 @@ class TrainingRun(threading.Thread):
         finished = actor.clock.now_us()
         if self.stop_requested.is_set():  # the fit cannot be interrupted; its result is dropped
             return msgspec.structs.replace(base, finished_us=finished)
-        slug = re.sub(r"[^a-z0-9_-]+", "-", req.model_name.lower()).strip("-") or "model"
-        path = self.data_dir / MODELS / f"{slug}-{finished}.xml"
+        path = self.data_dir / MODELS / f"{file_stem(req.model_name)}-{finished}.xml"
         export(trained, path)
         metrics = {"train_accuracy": trained.train_accuracy,
                    "loo_accuracy": trained.loo_accuracy, "ridge": trained.ridge,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "LoadedModels",
     "LoaderThread",
     "Retired",
+    "file_stem",
     "loaded_view",
     "model_kind",
 ]
@@ -233,6 +235,12 @@ class LoaderThread:
     def shutdown(self) -> None:
         """Drop the work not started yet and wait for the running one."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def file_stem(name: str) -> str:
+    """A model's name as the start of a file name: its safe letters only (a name is free
+    text, never a path)."""
+    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")[:48] or "model"
 
 
 def model_kind(path: Path) -> str:

@@ -353,14 +353,16 @@ async def test_an_onnx_model_trained_elsewhere_is_imported_converted_and_deploye
     assert await (await client.get("/api/v1/models", headers=h)).get_json() == before
 
     r = await client.post("/api/v1/models", headers=h, json={
-        "path": str(external), "name": "ext", "labels": list(COLOURS),
+        "path": str(external), "name": "../../ext", "labels": list(COLOURS),
         "mean": list(IMAGENET_MEAN), "scale": list(IMAGENET_STD)})
     assert r.status_code == 201, await r.get_json()
     ext = await r.get_json()
     # The registry keeps its own IR copy, labels and normalisation inside.
     stored = Path(ext["path"])
     assert (ext["kind"], ext["labels"], stored.suffix) == ("onnx", list(COLOURS), ".xml")
+    # A name is not a path: the copy stays in the station's folder whatever it is called.
     assert stored.parent == station.data_dir / "models" / "imported"
+    assert stored.name.startswith("ext-") and ext["name"] == "../../ext"
     external.unlink()  # the original may go: the copy is what is deployed
     deployed = await (await client.post(f"/api/v1/models/{ext['id']}/deploy",
                                         headers=h)).get_json()
