@@ -465,8 +465,24 @@ class CameraActor(TaktActor):
                 raise CameraRefused(str(exc)) from exc
         else:
             self._apply_to_file_source(source, changes)
+        self._remember(changes)
         self._publish_state()
         return self._get_settings(GetCameraSettings())
+
+    def _remember(self, changes: dict[str, Any]) -> None:
+        """Keep what the camera took in this actor's config: a reconnect asked of it sets it
+        again, and the stored config that follows an API change (UseCameraConfig) finds
+        nothing left to apply. A restarted actor starts from its supervisor's spec, which the
+        stored config updates."""
+        taken = {k: v for k, v in changes.items() if k in LIVE_FIELDS}
+        if not taken:
+            return  # seed spellings and the like: the stored config brings them
+        try:
+            self.config = msgspec.convert({**msgspec.to_builtins(self.config), **taken},
+                                          CameraConfig)
+        except msgspec.ValidationError:
+            return  # the device took what the config's rules would not; the config stays
+        self._source_config = self._for_source(self.config)
 
     def _apply_to_file_source(self, source: Any, changes: dict[str, Any]) -> None:
         problems = [SettingProblem(field=k, message=f"not a setting of a {self.config.source} "

@@ -31,6 +31,7 @@ from actors.camera_messages import (
     ResumeStream,
     SetMaxGain,
     SettingsError,
+    UseCameraConfig,
 )
 from actors.health import HealthState
 from actors.runtime import Runtime, call
@@ -124,6 +125,36 @@ def test_settings_are_applied_or_refused_with_the_range(
     assert call(rt, ref, AutoAdjust()).set == {"ExposureAuto": "Once", "GainAuto": "Once"}
     with pytest.raises(NotSupportedByCamera, match="not supported by this camera"):
         call(rt, ref, AutoFocus())
+
+
+def test_a_stored_config_applies_only_what_the_camera_has_not_taken(
+        rt: Runtime, scene: tuple[Path, np.ndarray]) -> None:
+    """An API change goes to the camera first, then comes back as the stored config
+    (UseCameraConfig): the camera is not set twice. What it has not taken yet is applied."""
+    applied: list[Any] = []
+
+    def factory(config: CameraConfig, **kw: Any) -> Any:
+        source = open_source(config, **kw)
+        real = source.apply
+
+        def apply(wanted: Any) -> Any:
+            applied.append(wanted)
+            return real(wanted)
+
+        source.apply = apply
+        return source
+
+    config = emulated(scene[0])
+    ref = CameraActor.start(rt, "camera:top", config, source_factory=factory)
+    call(rt, ref, ChangeCameraSettings(changes={"width": 640, "exposure_us": 8000}))
+    assert len(applied) == 1
+    stored = msgspec.structs.replace(config, width=640, exposure_us=8000, jpeg_quality=60)
+    call(rt, ref, UseCameraConfig(stored))  # answered once handled: the mailbox is in order
+    assert len(applied) == 1
+    call(rt, ref, UseCameraConfig(msgspec.structs.replace(stored, gain_db=3.0)))
+    assert len(applied) == 2 and applied[-1].gain_db == 3.0
+    settings = call(rt, ref, GetCameraSettings()).settings
+    assert (settings["width"], settings["exposure_us"], settings["gain_db"]) == (640, 8000, 3.0)
 
 
 def test_a_paused_stream_holds_clients_but_not_the_grab(
